@@ -1,0 +1,193 @@
+"""Configuration: one frozen dataclass per component, composed into the run's `TrainConfig`.
+
+The CLI is generated from these classes (tyro), so each field's docstring is its `--help` text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from prefrl.errors import PrefrlError
+
+TeacherKind = Literal["oracle", "stochastic", "mistake", "skip", "equal", "myopic"]
+SelectionKind = Literal["random", "disagreement", "entropy"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Synthetic teacher parameters (B-Pref, Lee et al. 2021); the oracle uses none of them."""
+
+    beta: float = 1.0
+    """stochastic: Boltzmann rationality; P(left) = sigmoid(beta * (return_left - return_right))."""
+    epsilon: float = 0.1
+    """mistake: probability that the answer is flipped."""
+    gamma: float = 0.9
+    """myopic: weight gamma^(T-1-t) on step t, so later steps of a clip count more."""
+    skip_threshold: float = 0.0
+    """skip: no answer when both clips' returns are below this."""
+    equal_threshold: float = 0.0
+    """equal: answer 'equal' when the returns differ by at most this."""
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """How clips are cut and which pairs are asked about, and when."""
+
+    clip_length: int = 25
+    """Steps in one clip (HalfCheetah: 25 steps = 1.25 s)."""
+    selection: SelectionKind = "random"
+    """How pairs are chosen: random, or where the ensemble disagrees most (disagreement, entropy)."""
+    oversample: int = 10
+    """Candidate pairs scored per query asked, for disagreement and entropy selection."""
+    initial_fraction: float = 0.25
+    """Share of the label budget asked about clips of the initial random policy, before RL starts."""
+    initial_steps: int = 0
+    """Env steps of the random policy that provide those clips (0: derived from the initial labels)."""
+    decay: float = 0.25
+    """T0 of the label rate T0/(T+T0), as a fraction of the agent's step budget."""
+    buffer_clips: int = 2000
+    """How many recent clips are kept in memory as candidates."""
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    """The reward-model ensemble and how it is trained."""
+
+    members: int = 3
+    """Ensemble size."""
+    hidden: int = 64
+    """Width of each hidden layer."""
+    layers: int = 2
+    """Number of hidden layers."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    batch_size: int = 64
+    """Comparisons per gradient step."""
+    epochs: int = 20
+    """Passes over the labels per reward-model update."""
+    max_updates: int = 400
+    """Cap on gradient steps per reward-model update."""
+    l2: float = 1e-3
+    """Initial L2 weight; adapted so validation loss stays within 1.1-1.5x training loss."""
+    val_fraction: float = 1 / math.e
+    """Share of labels held out for validation (the paper's 1/e)."""
+    random_answer: float = 0.1
+    """Assumed chance that the teacher answers at random (the paper's 10%)."""
+    bootstrap: bool = True
+    """Train each member on its own bootstrap sample of the labels."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """PPO hyperparameters. None means: the preset for this env (prefrl.agent.PRESETS), else SB3's default."""
+
+    n_envs: int | None = None
+    """Parallel copies of the env."""
+    n_steps: int | None = None
+    """Steps per env per rollout."""
+    batch_size: int | None = None
+    n_epochs: int | None = None
+    learning_rate: float | None = None
+    gamma: float | None = None
+    gae_lambda: float | None = None
+    clip_range: float | None = None
+    ent_coef: float | None = None
+    vf_coef: float | None = None
+    max_grad_norm: float | None = None
+    net_arch: tuple[int, ...] | None = None
+    """Hidden layers of policy and value networks."""
+    log_std_init: float | None = None
+    activation: Literal["tanh", "relu"] | None = None
+    normalize: bool | None = None
+    """VecNormalize observations and rewards."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Train an agent from preferences: `prefrl train --env ID --steps N --labels N --out DIR`."""
+
+    env: str | None = None
+    """A registered Gymnasium id (HalfCheetah-v5, prefrl/PointReach-v0) or package.module:factory.
+    Default: HalfCheetah-v5 for a new run, the run's own env with --resume."""
+    steps: int = 300_000
+    """Agent environment steps (the random-policy steps for the first labels count too)."""
+    labels: int = 700
+    """Label budget: comparisons asked for over the run."""
+    teacher: TeacherKind = "oracle"
+    """Who answers: a synthetic teacher that judges by the env's true return."""
+    reward: Literal["learned", "true"] = "learned"
+    """Reward the agent optimises: learned from preferences, or the env's own (the baseline)."""
+    seed: int = 0
+    out: Path = Path("runs/latest")
+    """Run directory."""
+    device: Device = "auto"
+    """auto: reward model on CUDA when present; MLP policies stay on the CPU, where they are faster."""
+    resume: bool = False
+    """Continue the run in --out from its checkpoints and store."""
+    update_every: int = 0
+    """Env steps between reward-model updates (0: a 30th of the budget, rounded to whole rollouts)."""
+    eval_episodes: int = 5
+    """Episodes of the final agent scored on the true reward."""
+    video_steps: int = 300
+    """Length of agent.mp4 in env steps (0: no video)."""
+    progress: bool = True
+    """Show a progress bar."""
+    teacher_params: TeacherConfig = field(default_factory=TeacherConfig)
+    queries: QueryConfig = field(default_factory=QueryConfig)
+    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0:
+            raise PrefrlError(f"--steps must be positive (got {self.steps}): give the agent a step budget")
+        if self.reward == "learned" and self.labels <= 0:
+            raise PrefrlError(f"--labels must be positive (got {self.labels}): give a label budget, "
+                              "or --reward true to train on the env's own reward")
+        if self.queries.clip_length <= 0:
+            raise PrefrlError("--queries.clip-length must be positive")
+        if not 0 <= self.queries.initial_fraction <= 1:
+            raise PrefrlError("--queries.initial-fraction must lie in [0, 1]")
+
+    @property
+    def initial_labels(self) -> int:
+        return round(self.labels * self.queries.initial_fraction) if self.reward == "learned" else 0
+
+    @property
+    def random_steps(self) -> int:
+        """Env steps of the initial random policy: enough fresh clips for every initial label, with a margin."""
+        if self.initial_labels == 0:
+            return 0
+        return self.queries.initial_steps or round(2.4 * self.initial_labels * self.queries.clip_length)
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable(dataclasses.asdict(self)), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        raw = json.loads(text)
+        nested = {"teacher_params": TeacherConfig, "queries": QueryConfig,
+                  "reward_model": RewardModelConfig, "agent": AgentConfig}
+        kwargs: dict[str, Any] = {}
+        for k, v in raw.items():
+            if k in nested:
+                v = nested[k](**{kk: tuple(vv) if isinstance(vv, list) else vv for kk, vv in v.items()})
+            elif k == "out":
+                v = Path(v)
+            kwargs[k] = v
+        return cls(**kwargs)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    return x

@@ -1,0 +1,90 @@
+"""Making environments from a registered id or a user's `package.module:factory`."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from prefrl.errors import PrefrlError
+
+
+def _register_optional_families(env_id: str) -> None:
+    if env_id.startswith("prefrl/"):
+        importlib.import_module("prefrl.envs")
+    if env_id.startswith("ALE/"):
+        try:
+            ale_py = importlib.import_module("ale_py")
+        except ImportError as e:
+            raise PrefrlError(f"'{env_id}' is an Atari game: install the extra with "
+                              "`pip install 'prefrl[atari]'`") from e
+        gym.register_envs(ale_py)
+
+
+def _load_factory(spec: str) -> Callable[..., Any]:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise PrefrlError(f"cannot import module '{module_name}' of env factory '{spec}' ({e}): check the "
+                          "spelling and that the module is on PYTHONPATH or installed") from e
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise PrefrlError(f"module '{module_name}' has no callable '{attr}': pass --env "
+                          "package.module:function where the function returns a gymnasium.Env")
+    return factory  # type: ignore[no-any-return]
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def make_env(spec: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """Create one environment.
+
+    Args:
+        spec: a registered Gymnasium id (``HalfCheetah-v5``, ``prefrl/PointReach-v0``) or
+            ``package.module:factory``, a callable returning a ``gymnasium.Env``.
+        render_mode: passed to the env (``"rgb_array"`` for videos and clips).
+
+    Example:
+        >>> env = make_env("prefrl/PointReach-v0")
+    """
+    if ":" in spec and "/" not in spec.split(":")[0]:
+        factory = _load_factory(spec)
+        if render_mode is not None and _accepts(factory, "render_mode"):
+            kwargs["render_mode"] = render_mode
+        try:
+            inspect.signature(factory).bind(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise PrefrlError(f"factory '{spec}' cannot be called as factory({', '.join(kwargs)}) ({e}): give "
+                              "its other parameters defaults (render_mode=None is optional)") from e
+        env = factory(**kwargs)
+        if not isinstance(env, gym.Env):
+            raise PrefrlError(f"factory '{spec}' returned {type(env).__name__}, not a gymnasium.Env: make it "
+                              "return the environment itself")
+        return env
+    _register_optional_families(spec)
+    try:
+        return gym.make(spec, render_mode=render_mode, **kwargs)
+    except gym.error.Error as e:
+        if not isinstance(e, (gym.error.NameNotFound, gym.error.NamespaceNotFound,
+                              gym.error.VersionNotFound, gym.error.DeprecatedEnv)):
+            raise
+        close = difflib.get_close_matches(spec, list(gym.registry.keys()), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise PrefrlError(f"unknown env id '{spec}'.{hint} Pass a registered Gymnasium id "
+                          "(e.g. HalfCheetah-v5) or package.module:factory for your own env") from e
+
+
+def env_has_true_reward(env: gym.Env) -> bool:
+    """Whether returns of this env mean something (shipped no-reward tasks set `metadata['prefrl_no_reward']`)."""
+    return not env.unwrapped.metadata.get("prefrl_no_reward", False)

@@ -1,0 +1,205 @@
+"""The RLHF loop of Christiano et al. (2017), in one function whose stages are named.
+
+    1. clips of the initial random policy are labelled and the reward model is fitted to them;
+    2. the agent (PPO) learns on the learned reward, in chunks; after each chunk
+       a. new clips are paired and asked about, as the label schedule says,
+       b. the teacher answers (through the store),
+       c. the reward model is updated on every label so far;
+    3. the final agent is scored on the true reward, and a report and a video are written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure as configure_logger
+from stable_baselines3.common.vec_env import VecNormalize
+from tqdm import tqdm
+
+from prefrl.agent import make_agent, resolve_agent_config, resolve_device
+from prefrl.config import AgentConfig, TrainConfig
+from prefrl.report import evaluate_agent, record_video, write_report
+from prefrl.reward_model import RewardEnsemble
+from prefrl.reward_trainer import RewardStats, RewardTrainer
+from prefrl.run_dir import RunDir
+from prefrl.schedule import LabelSchedule
+from prefrl.selection import make_selector
+from prefrl.store import PreferenceStore
+from prefrl.teachers import ScriptedTeacher, answer_pending
+from prefrl.vec import make_vec_env
+from prefrl.wrapper import ClipRecorder, RewardVecEnvWrapper
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    env_steps: int
+    labels: int
+    final_true_return: float
+    wall_s: float
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) one training run and write its run directory."""
+    run, cfg = RunDir.prepare(cfg)
+    assert cfg.env is not None
+    t_start = time.time()
+    agent_cfg = resolve_agent_config(cfg.env, cfg.agent)
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    learned = cfg.reward == "learned"
+
+    venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed)
+    model = RewardEnsemble(venv.observation_space, venv.action_space, cfg.reward_model).to(
+        resolve_device(cfg.device, "reward_model")) if learned else None
+    recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips) if learned else None
+    wrapper = RewardVecEnvWrapper(venv, model.reward if model is not None else None, recorder)
+    state = run.read_state()
+    outer, agent = _agent(cfg, agent_cfg, run, wrapper)
+    agent.set_logger(configure_logger(str(run.tensorboard), ["tensorboard"]))
+    wrapper.env_step = int(state.get("env_steps", 0))
+
+    store = PreferenceStore(run.store, env_id=cfg.env) if learned else None
+    trainer = RewardTrainer(model, cfg.reward_model, rng) if model is not None else None
+    if trainer is not None and (run.reward_model / "model.pt").exists():
+        assert model is not None
+        model.load(run.reward_model / "model.pt")
+        trainer.load_state_dict(torch.load(run.reward_model / "trainer.pt", weights_only=False))
+    teacher = ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng)
+    selector = make_selector(cfg.queries.selection, model, cfg.queries.oversample) if model is not None else None
+    random_steps = cfg.random_steps
+    schedule = LabelSchedule(total=cfg.labels, initial=cfg.initial_labels, horizon=cfg.steps - random_steps,
+                             t0=max(1.0, cfg.queries.decay * (cfg.steps - random_steps)))
+    rollout = (agent_cfg.n_steps or 1) * venv.num_envs
+    chunk = max(rollout, math.ceil((cfg.update_every or cfg.steps // 30) / rollout) * rollout)
+    bar = tqdm(total=cfg.steps, initial=wrapper.env_step, unit="step", disable=not cfg.progress,
+               desc=f"{cfg.env} ({cfg.reward} reward)")
+    stats: RewardStats | None = None
+
+    def ask_for_labels(n: int) -> None:
+        assert recorder is not None and selector is not None and store is not None
+        clips = list(recorder.clips)
+        pairs = selector.select(clips, n, rng)
+        for a, b in pairs:
+            store.add_query(store.add_clip(clips[a]), store.add_clip(clips[b]), env_step=wrapper.env_step)
+        recorder.forget({i for p in pairs for i in p})
+
+    def update_reward_model() -> RewardStats | None:
+        assert trainer is not None and model is not None and store is not None and recorder is not None
+        data = trainer.data_from_store(store)
+        if data is None:
+            return None
+        new_stats = trainer.update(data)
+        if recorder.clips:
+            model.fit_output_normalisation(*recorder.recent_steps())
+        return new_stats
+
+    def checkpoint() -> None:
+        agent.save(run.agent / "ppo.zip")
+        if isinstance(outer, VecNormalize):
+            outer.save(str(run.agent / "vecnormalize.pkl"))
+        if model is not None and trainer is not None:
+            model.save(run.reward_model / "model.pt")
+            torch.save(trainer.state_dict(), run.reward_model / "trainer.pt")
+        run.write_state({"env_steps": wrapper.env_step, "agent_steps": agent.num_timesteps})
+
+    def log_metrics() -> None:
+        recent = list(wrapper.episode_returns)[-10:]
+        row = {
+            "env_steps": wrapper.env_step,
+            "wall_s": round(time.time() - t_start, 1),
+            "labels": store.count_labels(include_skips=False) if store is not None else 0,
+            "true_return": float(np.mean([t for t, _ in recent])) if recent else math.nan,
+            "predicted_return": float(np.mean([p for _, p in recent])) if recent and learned else math.nan,
+            "rm_val_accuracy": stats.val_accuracy if stats else math.nan,
+            "rm_val_loss": stats.val_loss if stats else math.nan,
+            "rm_l2": stats.l2 if stats else math.nan,
+        }
+        run.append_metrics(row)
+        for k, v in row.items():
+            agent.logger.record(f"prefrl/{k}", v)
+        agent.logger.dump(wrapper.env_step)
+
+    # Stage 1: clips of the initial random policy, labelled before RL starts.
+    if store is not None and store.count_queries() == 0:
+        collect_random(wrapper, random_steps, rng)
+        bar.update(random_steps)
+        ask_for_labels(schedule.initial)
+        answer_pending(store, teacher)
+        stats = update_reward_model()
+        log_metrics()
+        checkpoint()
+
+    # Stage 2: the agent learns on the learned reward; labels keep coming as scheduled.
+    progress = _ProgressCallback(bar)
+    while wrapper.env_step < cfg.steps:
+        agent.learn(min(chunk, cfg.steps - wrapper.env_step), reset_num_timesteps=False, callback=progress)
+        if store is not None:
+            due = schedule.due(agent.num_timesteps) - store.count_queries()
+            if due > 0:
+                ask_for_labels(due)
+            answer_pending(store, teacher)
+            stats = update_reward_model() or stats
+        log_metrics()
+        checkpoint()
+    bar.close()
+
+    # Stage 3: score the final agent on the true reward; write the report and the video.
+    final = evaluate_agent(agent, outer, cfg.env, cfg.eval_episodes, seed=cfg.seed + 10_000)
+    labels = store.count_labels(include_skips=False) if store is not None else 0
+    summary = {"env": cfg.env, "reward": cfg.reward, "teacher": cfg.teacher, "seed": cfg.seed,
+               "env_steps": wrapper.env_step, "labels": labels, "final_true_return": final,
+               "wall_s": round(time.time() - t_start, 1)}
+    run.write_state({**run.read_state(), "summary": summary})
+    write_report(run, title=f"{cfg.env}: {cfg.reward} reward")
+    if cfg.video_steps > 0:
+        try:
+            record_video(agent, outer, cfg.env, run.path / "agent.mp4", cfg.video_steps, seed=cfg.seed)
+        except Exception as e:  # the run is saved; a machine that cannot render only loses the video
+            log.warning("no agent.mp4: rendering failed (%s). On a headless machine set MUJOCO_GL=egl "
+                        "or osmesa (apt-get install libosmesa6)", e)
+    venv.close()
+    return TrainResult(run.path, wrapper.env_step, labels, final, summary["wall_s"])  # type: ignore[arg-type]
+
+
+def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir, wrapper: RewardVecEnvWrapper):  # type: ignore[no-untyped-def]
+    """Build the agent (and VecNormalize), or load both from the run's checkpoint when resuming."""
+    from stable_baselines3 import PPO
+
+    ckpt = run.agent / "ppo.zip"
+    if cfg.resume and ckpt.exists():
+        outer = (VecNormalize.load(str(run.agent / "vecnormalize.pkl"), wrapper)
+                 if agent_cfg.normalize else wrapper)
+        agent = PPO.load(ckpt, env=outer, device=resolve_device(cfg.device, "mlp_policy"))
+        return outer, agent
+    outer = VecNormalize(wrapper, gamma=agent_cfg.gamma or 0.99) if agent_cfg.normalize else wrapper
+    return outer, make_agent(agent_cfg, outer, cfg.seed, cfg.device)
+
+
+def collect_random(wrapper: RewardVecEnvWrapper, steps: int, rng: np.random.Generator) -> None:
+    """Act uniformly at random for `steps` env steps (all copies together), recording clips."""
+    space = wrapper.action_space
+    space.seed(int(rng.integers(2**31)))
+    wrapper.reset()
+    for _ in range(math.ceil(steps / wrapper.num_envs)):
+        wrapper.step(np.stack([space.sample() for _ in range(wrapper.num_envs)]))
+
+
+class _ProgressCallback(BaseCallback):
+    def __init__(self, bar: tqdm) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+

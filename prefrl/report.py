@@ -1,0 +1,99 @@
+"""The end of a run: the final agent scored on the true reward, a video of it, and report.png."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
+
+from prefrl.environments import make_env  # noqa: E402
+
+if TYPE_CHECKING:
+    from prefrl.run_dir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+def _policy_obs(outer: VecEnv, obs: np.ndarray) -> np.ndarray:
+    return outer.normalize_obs(obs) if isinstance(outer, VecNormalize) else obs  # type: ignore[return-value]
+
+
+def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: int, seed: int) -> float:
+    """Mean true return of the deterministic policy over `episodes` fresh episodes."""
+    if episodes <= 0:
+        return float("nan")
+    env = make_env(env_id)
+    returns = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        total, done = 0.0, False
+        while not done:
+            action, _ = agent.predict(_policy_obs(outer, obs[None])[0], deterministic=True)
+            obs, r, terminated, truncated, _ = env.step(action)
+            total += float(r)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def _render_env(env_id: str):  # type: ignore[no-untyped-def]
+    try:  # MuJoCo envs take a frame size; a smaller frame renders much faster on a CPU
+        return make_env(env_id, render_mode="rgb_array", width=320, height=240)
+    except TypeError:
+        return make_env(env_id, render_mode="rgb_array")
+
+
+def record_video(agent: BaseAlgorithm, outer: VecEnv, env_id: str, path: Path, steps: int, seed: int) -> None:
+    """Write an mp4 of the deterministic policy acting for `steps` steps."""
+    import imageio.v2 as imageio
+
+    env = _render_env(env_id)
+    obs, _ = env.reset(seed=seed)
+    frames = []
+    for _ in range(steps):
+        frames.append(env.render())
+        action, _ = agent.predict(_policy_obs(outer, obs[None])[0], deterministic=True)
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    fps = int(env.metadata.get("render_fps", 30))
+    env.close()
+    imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+
+
+def plot_runs(runs: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
+    """report.png: true return, predicted return and labels over env steps, one line per run."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for name, rows in runs.items():
+        if not rows:
+            continue
+        x = [r["env_steps"] for r in rows]
+        axes[0].plot(x, [r["true_return"] for r in rows], label=name)
+        if any(np.isfinite(r["predicted_return"]) for r in rows):
+            axes[1].plot(x, [r["predicted_return"] for r in rows], label=name)
+            axes[2].plot(x, [r["labels"] for r in rows], label=name)
+    titles = ["true return (mean of last episodes)", "predicted return (learned reward, re-normalised each update)",
+              "labels used"]
+    for ax, t in zip(axes, titles):
+        ax.set_title(t)
+        ax.set_xlabel("env steps")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(run: RunDir, title: str) -> None:
+    plot_runs({run.path.name: run.read_metrics()}, run.path / "report.png", title)

@@ -1,0 +1,154 @@
+"""Training the reward ensemble from the store's labels (Christiano et al. 2017, section 2.2.3)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from prefrl.config import RewardModelConfig
+from prefrl.reward_model import EnsembleLinear, RewardEnsemble
+from prefrl.store import PreferenceStore
+
+
+@dataclass(frozen=True)
+class PreferenceData:
+    """Labelled comparisons as tensors.
+
+    Attributes:
+        left: (P, T, D) features of the left clips.
+        right: (P, T, D) features of the right clips.
+        target: (P,) probability that left is better (1, 0, or 0.5 for "equal").
+        is_val: (P,) bool, held out for validation.
+    """
+
+    left: torch.Tensor
+    right: torch.Tensor
+    target: torch.Tensor
+    is_val: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+
+@dataclass(frozen=True)
+class RewardStats:
+    """What one reward-model update achieved."""
+
+    n_train: int
+    n_val: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    l2: float
+
+
+def is_held_out(query_id: int, fraction: float) -> bool:
+    """A fixed, seed-free split: a query stays in the same split across updates and resumes."""
+    return ((query_id * 2654435761) % 2**32) / 2**32 < fraction
+
+
+def preference_loss(ret_left: torch.Tensor, ret_right: torch.Tensor, target: torch.Tensor,
+                    random_answer: float) -> torch.Tensor:
+    """Bradley-Terry cross-entropy on summed clip rewards, with a teacher who answers at random
+    with probability `random_answer`. Elementwise; shapes broadcast."""
+    p_left = random_answer / 2 + (1 - random_answer) * torch.sigmoid(ret_left - ret_right)
+    p_left = p_left.clamp(1e-6, 1 - 1e-6)
+    return -(target * torch.log(p_left) + (1 - target) * torch.log1p(-p_left))
+
+
+class RewardTrainer:
+    """Fits a `RewardEnsemble` to the labelled comparisons in a store.
+
+    Each member trains on its own bootstrap sample; a fixed share of labels is held out, and the L2
+    weight is adapted after every update to keep validation loss within 1.1-1.5x training loss.
+    """
+
+    def __init__(self, model: RewardEnsemble, cfg: RewardModelConfig, rng: np.random.Generator) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.rng = rng
+        self.l2 = cfg.l2
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self._features: dict[int, torch.Tensor] = {}
+
+    def data_from_store(self, store: PreferenceStore) -> PreferenceData | None:
+        pairs = [(q, lab) for q, lab in store.labelled_pairs() if lab.answer.target is not None]
+        if not pairs:
+            return None
+        for q, _ in pairs:
+            for cid in (q.left_id, q.right_id):
+                if cid not in self._features:
+                    clip = store.clip(cid)
+                    self._features[cid] = self.model.features(clip.obs, clip.acts)
+        return PreferenceData(
+            left=torch.stack([self._features[q.left_id] for q, _ in pairs]),
+            right=torch.stack([self._features[q.right_id] for q, _ in pairs]),
+            target=torch.tensor([lab.answer.target for _, lab in pairs], device=self.model.device),
+            is_val=torch.tensor([is_held_out(q.id, self.cfg.val_fraction) for q, _ in pairs],
+                                device=self.model.device))
+
+    def update(self, data: PreferenceData) -> RewardStats:
+        """Train every member for a few epochs on the labels, then adapt L2."""
+        model, cfg = self.model, self.cfg
+        if not bool(model.fitted):
+            model.fit_input_normalisation(torch.cat([data.left, data.right]))
+        train_idx = torch.nonzero(~data.is_val).squeeze(1)
+        if len(train_idx) == 0:  # too few labels to hold any out: train on all
+            train_idx = torch.arange(len(data), device=model.device)
+        n = len(train_idx)
+        e = model.members
+        if cfg.bootstrap:
+            boot = torch.as_tensor(self.rng.integers(0, n, size=(e, n)), device=model.device)
+        else:
+            boot = torch.arange(n, device=model.device).expand(e, n)
+        steps = min(cfg.max_updates, cfg.epochs * math.ceil(n / cfg.batch_size))
+        model.train()
+        for _ in range(steps):
+            pick = torch.as_tensor(self.rng.integers(0, n, size=(e, min(cfg.batch_size, n))), device=model.device)
+            idx = train_idx[torch.gather(boot, 1, pick)]  # (E, B): each member its own batch
+            loss = preference_loss(model.raw_per_member(data.left[idx]).sum(-1),
+                                   model.raw_per_member(data.right[idx]).sum(-1),
+                                   data.target[idx], cfg.random_answer).mean(1).sum()
+            loss = loss + self.l2 * self._weight_norm()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        model.eval()
+        train_loss, _ = self.evaluate(data, ~data.is_val)
+        val_loss, val_acc = self.evaluate(data, data.is_val)
+        if not math.isnan(val_loss):
+            if val_loss > 1.5 * train_loss:
+                self.l2 = min(self.l2 * 2, 10.0)
+            elif val_loss < 1.1 * train_loss:
+                self.l2 = max(self.l2 / 2, 1e-7)
+        return RewardStats(n_train=n, n_val=int(data.is_val.sum()), train_loss=train_loss, val_loss=val_loss,
+                           val_accuracy=val_acc, l2=self.l2)
+
+    def _weight_norm(self) -> torch.Tensor:
+        return sum((m.weight**2).sum() for m in self.model.modules() if isinstance(m, EnsembleLinear))  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def evaluate(self, data: PreferenceData, mask: torch.Tensor) -> tuple[float, float]:
+        """Mean member loss, and the ensemble's accuracy on the non-equal labels, over `mask`."""
+        if int(mask.sum()) == 0:
+            return float("nan"), float("nan")
+        ret_l = self.model.raw(data.left[mask]).sum(-1)  # (E, P)
+        ret_r = self.model.raw(data.right[mask]).sum(-1)
+        target = data.target[mask]
+        loss = preference_loss(ret_l, ret_r, target, self.cfg.random_answer).mean().item()
+        decided = target != 0.5
+        if int(decided.sum()) == 0:
+            return loss, float("nan")
+        pred_left = (ret_l - ret_r).mean(0) > 0
+        acc = (pred_left[decided] == (target[decided] > 0.5)).float().mean().item()
+        return loss, acc
+
+    def state_dict(self) -> dict[str, object]:
+        return {"opt": self.opt.state_dict(), "l2": self.l2}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.opt.load_state_dict(state["opt"])  # type: ignore[arg-type]
+        self.l2 = float(state["l2"])  # type: ignore[arg-type]

@@ -1,0 +1,110 @@
+"""The run directory: config, store, checkpoints, metrics and report of one run."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from prefrl.config import TrainConfig
+from prefrl.environments import make_env
+from prefrl.errors import PrefrlError
+
+DEFAULT_ENV = "HalfCheetah-v5"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def store(self) -> Path:
+        return self.path / "prefs.sqlite"
+
+    @property
+    def agent(self) -> Path:
+        return self.path / "agent"
+
+    @property
+    def reward_model(self) -> Path:
+        return self.path / "reward_model"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tb"
+
+    def stored_config(self) -> TrainConfig | None:
+        return TrainConfig.from_json(self.config.read_text()) if self.config.exists() else None
+
+    @classmethod
+    def check(cls, cfg: TrainConfig) -> tuple[RunDir, TrainConfig]:
+        """Validate a run request without touching disk; returns the config the run will use."""
+        run = cls(Path(cfg.out))
+        stored = run.stored_config()
+        if stored is not None and cfg.env not in (None, stored.env):
+            raise PrefrlError(f"run directory {run.path} belongs to env '{stored.env}', not '{cfg.env}': "
+                              f"choose another --out, or drop --env to continue that run with --resume")
+        if cfg.resume:
+            if stored is None:
+                raise PrefrlError(f"nothing to resume in {run.path} (no config.json): run without --resume "
+                                  "to start a new run there")
+            return run, dataclasses.replace(stored, resume=True, progress=cfg.progress, out=run.path)
+        if stored is not None:
+            raise PrefrlError(f"{run.path} already holds a run of '{stored.env}': add --resume to continue it, "
+                              "or choose another --out")
+        cfg = dataclasses.replace(cfg, env=cfg.env or DEFAULT_ENV, out=run.path)
+        assert cfg.env is not None
+        make_env(cfg.env).close()  # an unknown env id fails here, before anything is written
+        return run, cfg
+
+    @classmethod
+    def prepare(cls, cfg: TrainConfig) -> tuple[RunDir, TrainConfig]:
+        """Create a new run directory, or reopen one with --resume, checking it belongs to this env."""
+        run, cfg = cls.check(cfg)
+        if not cfg.resume:
+            run.agent.mkdir(parents=True, exist_ok=True)
+            run.reward_model.mkdir(exist_ok=True)
+            write_atomic(run.config, cfg.to_json())
+        return run, cfg
+
+    def read_state(self) -> dict[str, Any]:
+        return json.loads(self.state.read_text()) if self.state.exists() else {}
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        write_atomic(self.state, json.dumps(state, indent=2))
+
+    def append_metrics(self, row: dict[str, float]) -> None:
+        new = not self.metrics.exists()
+        with self.metrics.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        if not self.metrics.exists():
+            return []
+        with self.metrics.open() as f:
+            return [{k: float(v) if v not in ("", "nan") else float("nan") for k, v in r.items()}
+                    for r in csv.DictReader(f)]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

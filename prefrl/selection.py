@@ -1,0 +1,77 @@
+"""Choosing which pairs of clips to ask about."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from prefrl.config import SelectionKind
+from prefrl.data import Clip
+from prefrl.reward_model import RewardEnsemble
+
+
+class PairSelector(Protocol):
+    def select(self, clips: Sequence[Clip], n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """Return up to `n` pairs of indices into `clips`."""
+        ...
+
+
+def random_pairs(n_clips: int, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """`n` pairs of distinct clips; no clip is used twice while there are enough clips."""
+    if n_clips < 2 or n <= 0:
+        return []
+    if 2 * n <= n_clips:
+        idx = rng.choice(n_clips, size=2 * n, replace=False)
+        return [(int(idx[2 * k]), int(idx[2 * k + 1])) for k in range(n)]
+    pairs = []
+    for _ in range(n):
+        a, b = rng.choice(n_clips, size=2, replace=False)
+        pairs.append((int(a), int(b)))
+    return pairs
+
+
+class RandomSelector:
+    def select(self, clips: Sequence[Clip], n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        return random_pairs(len(clips), n, rng)
+
+
+class EnsembleSelector:
+    """Scores `oversample * n` random candidate pairs with the ensemble and keeps the `n` most uncertain.
+
+    disagreement: variance across members of P(left better); entropy: entropy of the mean P.
+    """
+
+    def __init__(self, model: RewardEnsemble, kind: SelectionKind, oversample: int = 10) -> None:
+        self.model = model
+        self.kind = kind
+        self.oversample = oversample
+
+    @torch.no_grad()
+    def scores(self, clips: Sequence[Clip], pairs: list[tuple[int, int]]) -> np.ndarray:
+        used = sorted({i for p in pairs for i in p})
+        pos = {c: k for k, c in enumerate(used)}
+        feats = torch.stack([self.model.features(clips[i].obs, clips[i].acts) for i in used])
+        returns = self.model.normalised(feats).sum(-1)  # (E, C)
+        left = torch.tensor([pos[a] for a, _ in pairs])
+        right = torch.tensor([pos[b] for _, b in pairs])
+        p = torch.sigmoid(returns[:, left] - returns[:, right])  # (E, P)
+        if self.kind == "disagreement":
+            return p.var(0).cpu().numpy()
+        m = p.mean(0).clamp(1e-6, 1 - 1e-6)
+        return (-(m * m.log() + (1 - m) * (1 - m).log())).cpu().numpy()
+
+    def select(self, clips: Sequence[Clip], n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        candidates = random_pairs(len(clips), n * self.oversample, rng)
+        if len(candidates) <= n or not bool(self.model.fitted):
+            return candidates[:n]
+        top = np.argsort(-self.scores(clips, candidates))[:n]
+        return [candidates[i] for i in top]
+
+
+def make_selector(kind: SelectionKind, model: RewardEnsemble, oversample: int) -> PairSelector:
+    if kind == "random":
+        return RandomSelector()
+    return EnsembleSelector(model, kind, oversample)

@@ -1,0 +1,208 @@
+"""The preference store: one SQLite database per run, the bus between trainer, teachers and UI.
+
+Every clip, query and label is a row the moment it exists; each write is its own committed
+transaction, so a crash loses nothing that was given. WAL mode lets a labelling UI in another
+process read and write while the trainer does.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prefrl.data import Answer, Clip, Label, Query
+from prefrl.errors import PrefrlError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clips (
+    id INTEGER PRIMARY KEY,
+    env_id TEXT NOT NULL,
+    episode INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    env_step INTEGER NOT NULL,
+    true_return REAL,
+    data BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queries (
+    id INTEGER PRIMARY KEY,
+    left_clip INTEGER NOT NULL REFERENCES clips(id),
+    right_clip INTEGER NOT NULL REFERENCES clips(id),
+    env_step INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY,
+    query_id INTEGER NOT NULL REFERENCES queries(id),
+    answer TEXT NOT NULL,
+    labeler TEXT NOT NULL,
+    created REAL NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS labels_query ON labels(query_id) WHERE undone = 0;
+"""
+
+
+class PreferenceStore:
+    """Clips, queries and labels of one run, in one SQLite file.
+
+    Safe to share between threads (one connection per thread) and between processes (WAL, busy wait).
+
+    Example:
+        >>> store = PreferenceStore(tmp_path / "prefs.sqlite", env_id="HalfCheetah-v5")
+        >>> qid = store.add_query(store.add_clip(clip_a), store.add_clip(clip_b), env_step=0)
+        >>> store.add_label(qid, Answer.LEFT, labeler="oracle")
+    """
+
+    def __init__(self, path: str | Path, env_id: str | None = None) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        if env_id is None and not self.path.exists():
+            raise PrefrlError(f"no preference store at {self.path}: pass a run directory made by `prefrl train`")
+        self._conn().executescript(_SCHEMA)  # idempotent; executescript commits by itself
+        with self._tx() as c:
+            row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise PrefrlError(f"{self.path} has store schema {row[0]}, newer than this prefrl "
+                                  f"({SCHEMA_VERSION}): upgrade prefrl to read it")
+            stored_env = c.execute("SELECT value FROM meta WHERE key='env_id'").fetchone()
+            if stored_env is None and env_id is not None:
+                c.execute("INSERT INTO meta VALUES ('env_id', ?)", (env_id,))
+            elif stored_env is not None and env_id is not None and stored_env[0] != env_id:
+                raise PrefrlError(f"the store {self.path} holds clips of env '{stored_env[0]}', not "
+                                  f"'{env_id}': use a new run directory, or --env {stored_env[0]}")
+        self.env_id: str = env_id if env_id is not None else self.meta("env_id") or ""
+
+    # -- connection handling -------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One committed transaction; BEGIN IMMEDIATE so concurrent writers queue instead of failing."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- meta ----------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- clips ---------------------------------------------------------------------------------
+    def add_clip(self, clip: Clip) -> int:
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO clips (env_id, episode, start, length, env_step, true_return, data, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.env_id, clip.episode, clip.start, clip.length, clip.env_step,
+                 _finite_or_none(clip.true_return), clip.to_bytes(), time.time()))
+            return int(cur.lastrowid or 0)
+
+    def clip(self, clip_id: int) -> Clip:
+        row = self._conn().execute(
+            "SELECT data, env_step, episode, start FROM clips WHERE id=?", (clip_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no clip {clip_id} in {self.path}")
+        return Clip.from_bytes(row[0], id=clip_id, env_step=row[1], episode=row[2], start=row[3])
+
+    def clip_ids(self) -> list[int]:
+        return [r[0] for r in self._conn().execute("SELECT id FROM clips ORDER BY id")]
+
+    # -- queries -------------------------------------------------------------------------------
+    def add_query(self, left_id: int, right_id: int, env_step: int) -> int:
+        with self._tx() as c:
+            cur = c.execute("INSERT INTO queries (left_clip, right_clip, env_step, created) VALUES (?,?,?,?)",
+                            (left_id, right_id, env_step, time.time()))
+            return int(cur.lastrowid or 0)
+
+    def query(self, query_id: int) -> Query:
+        row = self._conn().execute(
+            "SELECT id, left_clip, right_clip, created, env_step FROM queries WHERE id=?", (query_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no query {query_id} in {self.path}")
+        return Query(*row)
+
+    def pending_queries(self, limit: int | None = None) -> list[Query]:
+        """Queries with no standing label, oldest first."""
+        rows = self._conn().execute(
+            "SELECT id, left_clip, right_clip, created, env_step FROM queries q WHERE NOT EXISTS "
+            "(SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0) ORDER BY id LIMIT ?",
+            (-1 if limit is None else limit,)).fetchall()
+        return [Query(*r) for r in rows]
+
+    def count_queries(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM queries").fetchone()[0])
+
+    # -- labels --------------------------------------------------------------------------------
+    def add_label(self, query_id: int, answer: Answer, labeler: str) -> int:
+        """Commit one answer at once. A query already answered by someone keeps its first label."""
+        with self._tx() as c:
+            taken = c.execute("SELECT id FROM labels WHERE query_id=? AND undone=0", (query_id,)).fetchone()
+            if taken is not None:
+                return int(taken[0])
+            cur = c.execute("INSERT INTO labels (query_id, answer, labeler, created) VALUES (?,?,?,?)",
+                            (query_id, Answer(answer).value, labeler, time.time()))
+            return int(cur.lastrowid or 0)
+
+    def undo_last_label(self, labeler: str) -> Label | None:
+        """Withdraw the labeler's latest label (kept in the table, marked undone); its query is pending again."""
+        with self._tx() as c:
+            row = c.execute("SELECT id, query_id, answer, labeler, created FROM labels WHERE labeler=? AND "
+                            "undone=0 ORDER BY id DESC LIMIT 1", (labeler,)).fetchone()
+            if row is None:
+                return None
+            c.execute("UPDATE labels SET undone=1 WHERE id=?", (row[0],))
+        return Label(row[0], row[1], Answer(row[2]), row[3], row[4])
+
+    def labels(self) -> list[Label]:
+        rows = self._conn().execute(
+            "SELECT id, query_id, answer, labeler, created FROM labels WHERE undone=0 ORDER BY id").fetchall()
+        return [Label(r[0], r[1], Answer(r[2]), r[3], r[4]) for r in rows]
+
+    def count_labels(self, include_skips: bool = True) -> int:
+        sql = "SELECT COUNT(*) FROM labels WHERE undone=0" + ("" if include_skips else " AND answer != 'skip'")
+        return int(self._conn().execute(sql).fetchone()[0])
+
+    def labelled_pairs(self) -> list[tuple[Query, Label]]:
+        """Every standing label with its query, oldest first."""
+        rows = self._conn().execute(
+            "SELECT q.id, q.left_clip, q.right_clip, q.created, q.env_step, l.id, l.answer, l.labeler, l.created "
+            "FROM labels l JOIN queries q ON q.id = l.query_id WHERE l.undone = 0 ORDER BY l.id").fetchall()
+        return [(Query(*r[:5]), Label(r[5], r[0], Answer(r[6]), r[7], r[8])) for r in rows]
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if x == x and abs(x) != float("inf") else None

@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from prefrl.cli import main
+from prefrl.config import TrainConfig
+from prefrl.errors import PrefrlError
+from prefrl.loop import train
+
+
+def test_unknown_env_id_names_the_fix_and_writes_nothing(tmp_path):
+    with pytest.raises(PrefrlError, match=r"unknown env id 'HalfCheeta-v5'\. Did you mean HalfCheetah-v5"):
+        train(TrainConfig(env="HalfCheeta-v5", out=tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"steps": 0}, "--steps must be positive"),
+    ({"steps": -5}, "--steps must be positive"),
+    ({"labels": 0}, "--labels must be positive"),
+])
+def test_non_positive_budget_is_refused(kwargs, match):
+    with pytest.raises(PrefrlError, match=match):
+        TrainConfig(env="prefrl/PointReach-v0", **kwargs)
+
+
+def test_run_directory_of_another_env_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(TrainConfig(env="Hopper-v5", out=run).to_json())
+    with pytest.raises(PrefrlError, match="belongs to env 'Hopper-v5', not 'prefrl/PointReach-v0'"):
+        train(TrainConfig(env="prefrl/PointReach-v0", out=run, resume=True))
+    with pytest.raises(PrefrlError, match="already holds a run of 'Hopper-v5': add --resume"):
+        train(TrainConfig(out=run))
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "--env", "Nope-v1"], "unknown env id 'Nope-v1'"),
+    (["train", "--env", "prefrl/PointReach-v0", "--labels", "-1"], "--labels must be positive"),
+    (["train", "--env", "no_such_pkg.mod:make"], "cannot import module 'no_such_pkg.mod'"),
+    (["train", "--env", "tests.factories:not_an_env"], "returned int, not a gymnasium.Env"),
+    (["train", "--env", "tests.factories:needs_an_argument"], "give its other parameters defaults"),
+    (["train", "--env", "tests.factories:nothing_here"], "has no callable 'nothing_here'"),
+    (["export", "/nonexistent/run"], "no preference store"),
+])
+def test_cli_prints_one_clear_line_and_exits_2(argv, match, capsys, tmp_path):
+    if argv[0] == "train":
+        argv = [*argv, "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prefrl: error:") and match in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_config_round_trips_through_json(tmp_path):
+    cfg = TrainConfig(env="prefrl/PointReach-v0", steps=123, out=tmp_path)
+    again = TrainConfig.from_json(cfg.to_json())
+    assert again == cfg
+    assert json.loads(cfg.to_json())["queries"]["clip_length"] == 25

@@ -1,0 +1,60 @@
+import numpy as np
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from prefrl.environments import make_env
+from prefrl.wrapper import ClipRecorder, RewardVecEnvWrapper
+
+
+def _venv(n: int) -> DummyVecEnv:
+    venv = DummyVecEnv([lambda: make_env("prefrl/PointReach-v0") for _ in range(n)])
+    venv.seed(0)
+    return venv
+
+
+def test_wrapper_keeps_shapes_and_replaces_rewards():
+    venv = _venv(3)
+    seen = []
+
+    def reward_fn(obs, acts):
+        seen.append((obs.copy(), acts.copy()))
+        return obs[:, 0] * 10 + acts[:, 1]
+
+    w = RewardVecEnvWrapper(venv, reward_fn)
+    obs = w.reset()
+    assert obs.shape == (3, 4) and w.observation_space == venv.observation_space
+    acts = np.stack([w.action_space.sample() for _ in range(3)])
+    new_obs, rewards, dones, infos = w.step(acts)
+    assert new_obs.shape == (3, 4) and rewards.shape == (3,) and rewards.dtype == np.float32
+    # the reward is computed from the observation *before* the step and the action taken
+    np.testing.assert_allclose(rewards, obs[:, 0] * 10 + acts[:, 1], rtol=1e-5)
+    np.testing.assert_array_equal(seen[0][0], obs)
+    # the env's own reward is still there for logging, and differs from what the agent got
+    true = np.array([i["true_reward"] for i in infos])
+    assert np.all(true <= 0) and not np.allclose(true, rewards)
+
+
+def test_recorder_cuts_fixed_length_clips_within_episodes():
+    venv = _venv(2)
+    rec = ClipRecorder(n_envs=2, clip_length=15, capacity=100)
+    w = RewardVecEnvWrapper(venv, None, rec)
+    w.reset()
+    for _ in range(120):  # 50-step episodes: 3 clips an episode per env, 5 steps dropped at each end
+        w.step(np.stack([w.action_space.sample() for _ in range(2)]))
+    assert len(rec.clips) == 2 * 2 * 3 + 2 * 1  # two full episodes, then 20 steps into the third
+    for c in rec.clips:
+        assert c.obs.shape == (15, 4) and c.acts.shape == (15, 2) and c.true_rewards.shape == (15,)
+        assert c.start in (0, 15, 30)
+        # a clip never crosses a reset: the goal (obs[2:4]) is fixed within an episode
+        assert np.allclose(c.obs[:, 2:], c.obs[0, 2:])
+    # episode returns are tracked for both rewards (here the same: no reward_fn)
+    assert len(w.episode_returns) == 4
+    assert all(t == p for t, p in w.episode_returns)
+
+
+def test_forget_drops_asked_clips():
+    rec = ClipRecorder(n_envs=1, clip_length=2, capacity=10)
+    for t in range(8):
+        rec.record(np.full((1, 4), t), np.zeros((1, 2)), np.zeros(1), np.zeros(1, dtype=bool), t)
+    assert len(rec.clips) == 4
+    rec.forget({0, 2})
+    assert [int(c.obs[0, 0]) for c in rec.clips] == [2, 6]
