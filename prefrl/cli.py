@@ -6,7 +6,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -32,6 +32,19 @@ class ImportArgs:
     """The .jsonl written by `prefrl export`."""
     run_dir: Annotated[Path, tyro.conf.Positional]
     """Run directory to add them to (created if new: the env is taken from the file)."""
+
+
+@dataclass(frozen=True)
+class LabelArgs:
+    """Open the comparison window on a run's store (running or finished), as one labeler."""
+
+    run_dir: Annotated[Path, tyro.conf.Positional]
+    labeler: str | None = None
+    """Name stored with your labels (default: your login name). Several people can label one run at once."""
+    mode: Literal["compare", "rate"] = "compare"
+    """compare two clips, or rate one clip at a time (1-5)."""
+    ahead: int = 3
+    """Pairs claimed and drawn ahead of you."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,13 @@ def _train(cfg: TrainConfig) -> None:
           f"final true return: {result.final_true_return:.1f}  wall: {result.wall_s:.0f}s")
 
 
+def _label(args: LabelArgs) -> None:
+    from prefrl.ui.app import run_label_app
+
+    n = run_label_app(args.run_dir, args.labeler, args.mode, args.ahead)
+    print(f"{n} answers given; every one is saved in {args.run_dir / 'prefs.sqlite'}")
+
+
 def _demo(args: DemoArgs) -> None:
     from prefrl.demo import run_demo
 
@@ -92,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cmd = tyro.extras.subcommand_cli_from_dict(
-            {"train": TrainConfig, "export": ExportArgs, "import": ImportArgs, "demo": DemoArgs},
+            {"train": TrainConfig, "label": LabelArgs, "export": ExportArgs, "import": ImportArgs, "demo": DemoArgs},
             prog="prefrl", args=argv, description="Reinforcement learning from human preferences.")
         if isinstance(cmd, TrainConfig):
             _train(cmd)
@@ -102,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             _import(cmd)
         elif isinstance(cmd, DemoArgs):
             _demo(cmd)
+        elif isinstance(cmd, LabelArgs):
+            _label(cmd)
     except PrefrlError as e:
         print(f"prefrl: error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from prefrl.errors import PrefrlError
 
-TeacherKind = Literal["oracle", "stochastic", "mistake", "skip", "equal", "myopic"]
+TeacherKind = Literal["oracle", "stochastic", "mistake", "skip", "equal", "myopic", "human"]
 SelectionKind = Literal["random", "disagreement", "entropy"]
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -53,6 +53,8 @@ class QueryConfig:
     """T0 of the label rate T0/(T+T0), as a fraction of the agent's step budget."""
     buffer_clips: int = 2000
     """How many recent clips are kept in memory as candidates."""
+    max_open: int = 12
+    """With a human teacher: at most this many unanswered queries wait, so the ones shown stay recent."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,12 @@ class TrainConfig:
     labels: int = 700
     """Label budget: comparisons asked for over the run."""
     teacher: TeacherKind = "oracle"
-    """Who answers: a synthetic teacher that judges by the env's true return."""
+    """Who answers: a synthetic teacher that judges by the env's true return, or a person (human) in the
+    comparison window, while the agent goes on training."""
+    labeler: str | None = None
+    """Name stored with a person's labels (default: the login name)."""
+    window: bool = True
+    """With --teacher human: open the comparison window (else label from another terminal: prefrl label)."""
     reward: Literal["learned", "true"] = "learned"
     """Reward the agent optimises: learned from preferences, or the env's own (the baseline)."""
     seed: int = 0
@@ -132,6 +139,12 @@ class TrainConfig:
     """Continue the run in --out from its checkpoints and store."""
     update_every: int = 0
     """Env steps between reward-model updates (0: a 30th of the budget, rounded to whole rollouts)."""
+    fixed_horizon: bool | None = None
+    """Train with early termination ignored (episodes end at the time limit). None: on for a learned
+    reward in MuJoCo envs, whose termination would tell the agent what the reward model does not know."""
+    threads: int = 1
+    """torch CPU threads. Small MLPs are fastest on one (measured: 12 s vs 395 s for the same run with
+    torch's default threads while the other core was busy)."""
     eval_episodes: int = 5
     """Episodes of the final agent scored on the true reward."""
     video_steps: int = 300

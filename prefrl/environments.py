@@ -85,6 +85,26 @@ def make_env(spec: str, render_mode: str | None = None, **kwargs: Any) -> gym.En
                           "(e.g. HalfCheetah-v5) or package.module:factory for your own env") from e
 
 
+class FixedHorizon(gym.Wrapper):
+    """Ignores early termination: episodes end only at the time limit (as imitation's `seals` envs do).
+
+    With a learned reward, termination tells the agent something the reward model does not know, and a
+    zero-mean learned reward can make ending the episode early look attractive. MuJoCo envs carry on
+    simulating after an unhealthy state (Hopper then earns no healthy bonus, so teachers see the fall).
+    """
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["terminated_ignored"] = terminated
+        return obs, reward, False, truncated, info
+
+
+def is_mujoco(env: gym.Env) -> bool:
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+    return isinstance(env.unwrapped, MujocoEnv)
+
+
 def env_has_true_reward(env: gym.Env) -> bool:
     """Whether returns of this env mean something (shipped no-reward tasks set `metadata['prefrl_no_reward']`)."""
     return not env.unwrapped.metadata.get("prefrl_no_reward", False)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from prefrl.agent import make_agent, resolve_agent_config, resolve_device
 from prefrl.config import AgentConfig, TrainConfig
+from prefrl.environments import is_mujoco, make_env
 from prefrl.report import evaluate_agent, record_video, write_report
 from prefrl.reward_model import RewardEnsemble
 from prefrl.reward_trainer import RewardStats, RewardTrainer
@@ -56,9 +59,16 @@ def train(cfg: TrainConfig) -> TrainResult:
     agent_cfg = resolve_agent_config(cfg.env, cfg.agent)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
     learned = cfg.reward == "learned"
 
-    venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed)
+    fixed_horizon = cfg.fixed_horizon
+    if fixed_horizon is None:
+        probe = make_env(cfg.env)
+        fixed_horizon = learned and is_mujoco(probe)
+        probe.close()
+    human = cfg.teacher == "human"
+    venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, fixed_horizon, frames_if_needed=human)
     model = RewardEnsemble(venv.observation_space, venv.action_space, cfg.reward_model).to(
         resolve_device(cfg.device, "reward_model")) if learned else None
     recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips) if learned else None
@@ -74,7 +84,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         assert model is not None
         model.load(run.reward_model / "model.pt")
         trainer.load_state_dict(torch.load(run.reward_model / "trainer.pt", weights_only=False))
-    teacher = ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng)
+    teacher = None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng)
+    window = open_label_window(run.path, cfg.labeler) if human and cfg.window and learned else None
     selector = make_selector(cfg.queries.selection, model, cfg.queries.oversample) if model is not None else None
     random_steps = cfg.random_steps
     schedule = LabelSchedule(total=cfg.labels, initial=cfg.initial_labels, horizon=cfg.steps - random_steps,
@@ -87,6 +98,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     def ask_for_labels(n: int) -> None:
         assert recorder is not None and selector is not None and store is not None
+        if human:  # a person answers at their own pace: keep only a few recent queries waiting
+            n = min(n, cfg.queries.max_open - len(store.pending_queries()))
         clips = list(recorder.clips)
         pairs = selector.select(clips, n, rng)
         for a, b in pairs:
@@ -134,7 +147,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         collect_random(wrapper, random_steps, rng)
         bar.update(random_steps)
         ask_for_labels(schedule.initial)
-        answer_pending(store, teacher)
+        if teacher is not None:
+            answer_pending(store, teacher)
         stats = update_reward_model()
         log_metrics()
         checkpoint()
@@ -147,7 +161,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             due = schedule.due(agent.num_timesteps) - store.count_queries()
             if due > 0:
                 ask_for_labels(due)
-            answer_pending(store, teacher)
+            if teacher is not None:
+                answer_pending(store, teacher)
             stats = update_reward_model() or stats
         log_metrics()
         checkpoint()
@@ -168,6 +183,8 @@ def train(cfg: TrainConfig) -> TrainResult:
             log.warning("no agent.mp4: rendering failed (%s). On a headless machine set MUJOCO_GL=egl "
                         "or osmesa (apt-get install libosmesa6)", e)
     venv.close()
+    if window is not None and window.poll() is None:
+        log.info("training finished; the labelling window stays open until you quit it")
     return TrainResult(run.path, wrapper.env_step, labels, final, summary["wall_s"])  # type: ignore[arg-type]
 
 
@@ -183,6 +200,12 @@ def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir, wrapper: Rewar
         return outer, agent
     outer = VecNormalize(wrapper, gamma=agent_cfg.gamma or 0.99) if agent_cfg.normalize else wrapper
     return outer, make_agent(agent_cfg, outer, cfg.seed, cfg.device)
+
+
+def open_label_window(run_dir: Path, labeler: str | None) -> subprocess.Popen[bytes]:
+    """The comparison window, as its own process (`prefrl label RUN_DIR`): training never waits for it."""
+    cmd = [sys.executable, "-m", "prefrl.cli", "label", str(run_dir)] + (["--labeler", labeler] if labeler else [])
+    return subprocess.Popen(cmd)
 
 
 def collect_random(wrapper: RewardVecEnvWrapper, steps: int, rng: np.random.Generator) -> None:

@@ -114,7 +114,10 @@ class RewardEnsemble(nn.Module):
 
     @torch.no_grad()
     def reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
-        """The learned reward for a batch of steps: (N, *obs_shape), (N, *act_shape) -> (N,)."""
+        """The learned reward for a batch of steps: (N, *obs_shape), (N, *act_shape) -> (N,).
+        Zero until the model has seen its first labels."""
+        if not bool(self.fitted):
+            return np.zeros(len(obs), dtype=np.float32)
         return self.normalised(self.features(obs, acts)).mean(0).cpu().numpy()
 
     def save(self, path: Path) -> None:

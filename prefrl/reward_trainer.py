@@ -59,6 +59,32 @@ def preference_loss(ret_left: torch.Tensor, ret_right: torch.Tensor, target: tor
     return -(target * torch.log(p_left) + (1 - target) * torch.log1p(-p_left))
 
 
+def rating_pairs(store: PreferenceStore, rng: np.random.Generator, val_fraction: float,
+                 per_clip: int = 4) -> list[tuple[int, int, float, bool]]:
+    """Comparisons implied by ratings: a clip rated higher is preferred to one rated lower, across queries.
+
+    Each rated clip is paired with up to `per_clip` rated clips of other queries (pairs within a query are
+    already labelled by the UI). Returns (left clip, right clip, P(left better), held out).
+    """
+    by_clip: dict[int, list[float]] = {}
+    for cid, value, _ in store.ratings():
+        by_clip.setdefault(cid, []).append(value)
+    if len(by_clip) < 2:
+        return []
+    query_of = store.query_of_clips()
+    ids = np.array(sorted(by_clip))
+    mean = {c: float(np.mean(v)) for c, v in by_clip.items()}
+    out = []
+    for a in ids:
+        for b in rng.choice(ids, size=min(per_clip, len(ids) - 1), replace=False):
+            if a == b or query_of.get(int(a)) == query_of.get(int(b)):
+                continue
+            ra, rb = mean[int(a)], mean[int(b)]
+            target = 1.0 if ra > rb else 0.0 if ra < rb else 0.5
+            out.append((int(a), int(b), target, is_held_out(int(a) * 7919 + int(b), val_fraction)))
+    return out
+
+
 class RewardTrainer:
     """Fits a `RewardEnsemble` to the labelled comparisons in a store.
 
@@ -75,20 +101,22 @@ class RewardTrainer:
         self._features: dict[int, torch.Tensor] = {}
 
     def data_from_store(self, store: PreferenceStore) -> PreferenceData | None:
-        pairs = [(q, lab) for q, lab in store.labelled_pairs() if lab.answer.target is not None]
-        if not pairs:
+        """Every comparison label, plus comparisons implied by ratings of single clips."""
+        triples = [(q.left_id, q.right_id, lab.answer.target, is_held_out(q.id, self.cfg.val_fraction))
+                   for q, lab in store.labelled_pairs() if lab.answer.target is not None]
+        triples += rating_pairs(store, self.rng, self.cfg.val_fraction)
+        if not triples:
             return None
-        for q, _ in pairs:
-            for cid in (q.left_id, q.right_id):
+        for left, right, _, _ in triples:
+            for cid in (left, right):
                 if cid not in self._features:
                     clip = store.clip(cid)
                     self._features[cid] = self.model.features(clip.obs, clip.acts)
-        return PreferenceData(
-            left=torch.stack([self._features[q.left_id] for q, _ in pairs]),
-            right=torch.stack([self._features[q.right_id] for q, _ in pairs]),
-            target=torch.tensor([lab.answer.target for _, lab in pairs], device=self.model.device),
-            is_val=torch.tensor([is_held_out(q.id, self.cfg.val_fraction) for q, _ in pairs],
-                                device=self.model.device))
+        dev = self.model.device
+        return PreferenceData(left=torch.stack([self._features[a] for a, _, _, _ in triples]),
+                              right=torch.stack([self._features[b] for _, b, _, _ in triples]),
+                              target=torch.tensor([t for _, _, t, _ in triples], device=dev, dtype=torch.float32),
+                              is_val=torch.tensor([v for _, _, _, v in triples], device=dev))
 
     def update(self, data: PreferenceData) -> RewardStats:
         """Train every member for a few epochs on the labels, then adapt L2."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from prefrl.data import Answer, Clip, Label, Query
 from prefrl.errors import PrefrlError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS queries (
     left_clip INTEGER NOT NULL REFERENCES clips(id),
     right_clip INTEGER NOT NULL REFERENCES clips(id),
     env_step INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    claimed_by TEXT,
+    claimed_at REAL
 );
 CREATE TABLE IF NOT EXISTS labels (
     id INTEGER PRIMARY KEY,
@@ -48,7 +50,20 @@ CREATE TABLE IF NOT EXISTS labels (
     undone INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS labels_query ON labels(query_id) WHERE undone = 0;
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY,
+    clip_id INTEGER NOT NULL REFERENCES clips(id),
+    value REAL NOT NULL,
+    labeler TEXT NOT NULL,
+    created REAL NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0
+);
 """
+
+# Each entry upgrades a store from the version before it.
+_MIGRATIONS = {
+    2: ["ALTER TABLE queries ADD COLUMN claimed_by TEXT", "ALTER TABLE queries ADD COLUMN claimed_at REAL"],
+}
 
 
 class PreferenceStore:
@@ -67,14 +82,20 @@ class PreferenceStore:
         self._local = threading.local()
         if env_id is None and not self.path.exists():
             raise PrefrlError(f"no preference store at {self.path}: pass a run directory made by `prefrl train`")
-        self._conn().executescript(_SCHEMA)  # idempotent; executescript commits by itself
         with self._tx() as c:
-            row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise PrefrlError(f"{self.path} has store schema {row[0]}, newer than this prefrl "
+            has_meta = c.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone() is not None
+            row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if has_meta else None
+            version = SCHEMA_VERSION if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise PrefrlError(f"{self.path} has store schema {version}, newer than this prefrl "
                                   f"({SCHEMA_VERSION}): upgrade prefrl to read it")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for stmt in _MIGRATIONS.get(v, []):
+                    c.execute(stmt)
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             stored_env = c.execute("SELECT value FROM meta WHERE key='env_id'").fetchone()
             if stored_env is None and env_id is not None:
                 c.execute("INSERT INTO meta VALUES ('env_id', ?)", (env_id,))
@@ -163,8 +184,62 @@ class PreferenceStore:
             (-1 if limit is None else limit,)).fetchall()
         return [Query(*r) for r in rows]
 
+    def query_of_clips(self) -> dict[int, int]:
+        """clip id -> the query it was asked in."""
+        rows = self._conn().execute("SELECT id, left_clip, right_clip FROM queries").fetchall()
+        return {cid: qid for qid, left, right in rows for cid in (left, right)}
+
+    def is_open(self, query_id: int) -> bool:
+        """True while the query has no standing label."""
+        row = self._conn().execute("SELECT 1 FROM labels WHERE query_id=? AND undone=0", (query_id,)).fetchone()
+        return row is None
+
     def count_queries(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM queries").fetchone()[0])
+
+    def claim_next(self, labeler: str, exclude: set[int] | frozenset[int] = frozenset(),
+                   lease_s: float = 300.0) -> Query | None:
+        """Reserve the oldest open query nobody else holds (a claim lapses after `lease_s`), so that two
+        people labelling at once are never shown the same pair."""
+        now = time.time()
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT id, left_clip, right_clip, created, env_step FROM queries q WHERE NOT EXISTS "
+                "(SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0) AND (claimed_by IS NULL OR "
+                "claimed_by = ? OR claimed_at < ?) ORDER BY id", (labeler, now - lease_s)).fetchall()
+            for r in rows:
+                if r[0] not in exclude:
+                    c.execute("UPDATE queries SET claimed_by=?, claimed_at=? WHERE id=?", (labeler, now, r[0]))
+                    return Query(*r)
+        return None
+
+    def release_claims(self, labeler: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE queries SET claimed_by=NULL, claimed_at=NULL WHERE claimed_by=?", (labeler,))
+
+    # -- ratings -------------------------------------------------------------------------------
+    def add_rating(self, clip_id: int, value: float, labeler: str) -> int:
+        """Commit one rating of a single clip (e.g. 1-5, or 0/1 for bad/good) at once."""
+        with self._tx() as c:
+            cur = c.execute("INSERT INTO ratings (clip_id, value, labeler, created) VALUES (?,?,?,?)",
+                            (clip_id, float(value), labeler, time.time()))
+            return int(cur.lastrowid or 0)
+
+    def ratings(self) -> list[tuple[int, float, str]]:
+        """(clip id, value, labeler) of every standing rating, oldest first."""
+        rows = self._conn().execute(
+            "SELECT clip_id, value, labeler FROM ratings WHERE undone=0 ORDER BY id").fetchall()
+        return [(int(r[0]), float(r[1]), str(r[2])) for r in rows]
+
+    def undo_last_rating(self, labeler: str) -> int | None:
+        """Withdraw the labeler's latest rating; returns its clip id."""
+        with self._tx() as c:
+            row = c.execute("SELECT id, clip_id FROM ratings WHERE labeler=? AND undone=0 ORDER BY id DESC LIMIT 1",
+                            (labeler,)).fetchone()
+            if row is None:
+                return None
+            c.execute("UPDATE ratings SET undone=1 WHERE id=?", (row[0],))
+        return int(row[1])
 
     # -- labels --------------------------------------------------------------------------------
     def add_label(self, query_id: int, answer: Answer, labeler: str) -> int:

@@ -8,16 +8,27 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from prefrl.environments import make_env
+from prefrl.environments import FixedHorizon, make_env
+from prefrl.states import StateRecorder, can_restore
 
 
-def _monitored(spec: str) -> gym.Env:
-    return Monitor(make_env(spec))
+def _monitored(spec: str, fixed_horizon: bool, record_frames: bool) -> gym.Env:
+    env: gym.Env = StateRecorder(make_env(spec, render_mode="rgb_array" if record_frames else None), record_frames)
+    return Monitor(FixedHorizon(env) if fixed_horizon else env)
 
 
-def make_vec_env(spec: str, n_envs: int, seed: int) -> VecEnv:
-    """`n_envs` copies of the env in this process (each Monitor-wrapped, so SB3 logs the true return)."""
-    make_env(spec).close()  # fail here, with the clear error, rather than inside a worker
-    venv = DummyVecEnv([partial(_monitored, spec) for _ in range(n_envs)])
+def make_vec_env(spec: str, n_envs: int, seed: int, fixed_horizon: bool = False,
+                 frames_if_needed: bool = False) -> VecEnv:
+    """`n_envs` copies of the env in this process (each Monitor-wrapped, so SB3 logs the true return).
+
+    Every step records the simulator state for render on demand; an env whose state cannot be restored
+    records rendered frames instead, when `frames_if_needed` (a person will watch its clips).
+    """
+    probe = make_env(spec)  # fail here, with the clear error, rather than inside a worker
+    if fixed_horizon and (probe.spec is None or probe.spec.max_episode_steps is None):
+        fixed_horizon = False  # without a time limit an episode would never end
+    record_frames = frames_if_needed and not can_restore(probe)
+    probe.close()
+    venv = DummyVecEnv([partial(_monitored, spec, fixed_horizon, record_frames) for _ in range(n_envs)])
     venv.seed(seed)
     return venv

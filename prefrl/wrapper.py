@@ -28,22 +28,30 @@ class ClipRecorder:
         self._obs: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
         self._acts: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
         self._rews: list[list[float]] = [[] for _ in range(n_envs)]
+        self._extra: list[list[np.ndarray | None]] = [[] for _ in range(n_envs)]  # state or frame per step
         self._episode = np.arange(n_envs)
         self._next_episode = n_envs
         self._t = np.zeros(n_envs, dtype=np.int64)
         self.total_clips = 0
 
     def record(self, obs: np.ndarray, acts: np.ndarray, true_rewards: np.ndarray, dones: np.ndarray,
-               env_step: int) -> None:
+               env_step: int, infos: list[dict] | None = None) -> None:
+        """One vectorised step; `infos` may carry "prefrl_state" or "prefrl_frame" (see StateRecorder)."""
         for i in range(len(dones)):
             self._obs[i].append(np.array(obs[i], copy=True))
             self._acts[i].append(np.array(acts[i], copy=True))
             self._rews[i].append(float(true_rewards[i]))
+            info = infos[i] if infos is not None else {}
+            self._extra[i].append(info.get("prefrl_state", info.get("prefrl_frame")))
             if len(self._obs[i]) == self.clip_length:
                 start = int(self._t[i]) + 1 - self.clip_length
+                extra = self._extra[i]
+                stacked = np.stack(extra) if all(e is not None for e in extra) else None  # type: ignore[arg-type]
+                is_frames = "prefrl_frame" in info
                 self.clips.append(Clip(obs=np.stack(self._obs[i]), acts=np.stack(self._acts[i]),
                                        true_rewards=np.asarray(self._rews[i], dtype=np.float32),
-                                       env_step=env_step, episode=int(self._episode[i]), start=start))
+                                       env_step=env_step, episode=int(self._episode[i]), start=start,
+                                       states=None if is_frames else stacked, frames=stacked if is_frames else None))
                 self.total_clips += 1
                 self._clear(i)
             self._t[i] += 1
@@ -57,6 +65,7 @@ class ClipRecorder:
         self._obs[i].clear()
         self._acts[i].clear()
         self._rews[i].clear()
+        self._extra[i].clear()
 
     def forget(self, indices: set[int]) -> None:
         """Drop clips (by position) that have been asked about, so no clip is stored twice."""
@@ -106,7 +115,7 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         rewards = np.asarray(rewards, dtype=np.float32).reshape(self.num_envs)
         self.env_step += self.num_envs
         if self.recorder is not None:
-            self.recorder.record(prev_obs, acts, true_rewards, dones, self.env_step)
+            self.recorder.record(prev_obs, acts, true_rewards, dones, self.env_step, infos)
         self._true_sum += true_rewards
         self._pred_sum += rewards
         for i, done in enumerate(dones):

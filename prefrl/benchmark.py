@@ -1,0 +1,139 @@
+"""Label-efficiency benchmark: PPO on the true reward and on learned rewards, same settings, side by side.
+
+An arm is "true" or "TEACHER-LABELS[-SELECTION]", e.g. "oracle-700", "mistake-700", "oracle-350-disagreement".
+Each (env, seed, arm) is one `prefrl train` run in its own process; finished runs are skipped when the
+benchmark is started again, so an interrupted benchmark resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+
+from prefrl.config import QueryConfig, SelectionKind, TeacherConfig, TeacherKind, TrainConfig
+from prefrl.errors import PrefrlError
+from prefrl.run_dir import RunDir
+
+
+@dataclass(frozen=True)
+class Job:
+    env: str
+    seed: int
+    arm: str
+    cfg: TrainConfig
+
+
+def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
+    if arm == "true":
+        return replace(base, reward="true")
+    parts = arm.split("-")
+    if len(parts) not in (2, 3) or not parts[1].isdigit():
+        raise PrefrlError(f"arm '{arm}' is not 'true' or TEACHER-LABELS[-SELECTION] (e.g. oracle-700)")
+    teacher, labels = parts[0], int(parts[1])
+    if teacher not in get_args(TeacherKind) or (len(parts) == 3 and parts[2] not in get_args(SelectionKind)):
+        raise PrefrlError(f"arm '{arm}': teachers are {get_args(TeacherKind)}, selections {get_args(SelectionKind)}")
+    queries = replace(base.queries, selection=parts[2]) if len(parts) == 3 else base.queries  # type: ignore[arg-type]
+    return replace(base, reward="learned", teacher=teacher, labels=labels, queries=queries)  # type: ignore[arg-type]
+
+
+def make_jobs(envs: list[str], seeds: list[int], arms: list[str], steps: int, root: Path,
+              teacher_params: TeacherConfig | None = None) -> list[Job]:
+    teacher_params = teacher_params or TeacherConfig()
+    jobs = []
+    for env in envs:
+        for seed in seeds:
+            for arm in arms:
+                base = TrainConfig(env=env, steps=steps, seed=seed, progress=False, video_steps=0, eval_episodes=10,
+                                   teacher_params=teacher_params, queries=QueryConfig(),
+                                   out=root / env.replace("/", "_") / arm / f"seed{seed}")
+                jobs.append(Job(env, seed, arm, arm_config(base, arm)))
+    return jobs
+
+
+def _run(job: Job) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    from prefrl.loop import train
+
+    run = RunDir(job.cfg.out)
+    summary = run.read_state().get("summary") if run.config.exists() else None
+    if summary is None:
+        resume = run.config.exists()
+        train(replace(job.cfg, resume=resume, env=None if resume else job.cfg.env))
+        summary = run.read_state()["summary"]
+    return {"env": job.env, "seed": job.seed, "arm": job.arm, **summary}
+
+
+def run_jobs(jobs: list[Job], workers: int, log_path: Path) -> list[dict[str, Any]]:
+    """Run jobs in parallel processes (one core each); every finished result is appended to `log_path`."""
+    results = []
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, maxtasksperchild=1) as pool, log_path.open("a") as log:
+        for res in pool.imap_unordered(_run, jobs):
+            results.append(res)
+            log.write(json.dumps(res) + "\n")
+            log.flush()
+    return results
+
+
+def iqm(x: list[float]) -> float:
+    """Interquartile mean: the mean of the middle half (all of it for fewer than 4 values)."""
+    v = np.sort(np.asarray(x, dtype=float))
+    k = len(v) // 4
+    return float(v[k: len(v) - k].mean())
+
+
+def summarise(results: list[dict[str, Any]], steps: int, wall_s: float) -> dict[str, Any]:
+    table: dict[str, dict[str, Any]] = {}
+    for env in sorted({r["env"] for r in results}):
+        rows = [r for r in results if r["env"] == env]
+        true = [r["final_true_return"] for r in rows if r["arm"] == "true"]
+        arms = {}
+        for arm in dict.fromkeys(r["arm"] for r in rows):
+            vals = [r["final_true_return"] for r in rows if r["arm"] == arm]
+            mean = float(np.mean(vals))
+            arms[arm] = {"mean": mean, "iqm": iqm(vals), "returns": vals, "seeds": len(vals),
+                         "labels": float(np.mean([r["labels"] for r in rows if r["arm"] == arm])),
+                         "wall_s": float(np.mean([r["wall_s"] for r in rows if r["arm"] == arm])),
+                         "ratio_to_true": mean / float(np.mean(true)) if true and np.mean(true) > 0 else None}
+        table[env] = arms
+    return {"steps": steps, "wall_s": round(wall_s), "machine": machine(), "envs": table}
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, Python {platform.python_version()}"
+
+
+def markdown(summary: dict[str, Any], command: str) -> str:
+    lines = [f"Budget: {summary['steps']:,} env steps per run; machine: {summary['machine']}; "
+             f"total wall time {summary['wall_s'] / 60:.0f} min.", "", f"Command: `{command}`", "",
+             "| env | arm | seeds | labels | mean return | IQM return | RLHF / true reward | wall s / run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for env, arms in summary["envs"].items():
+        for arm, a in arms.items():
+            ratio = "–" if arm == "true" or a["ratio_to_true"] is None else f"{a['ratio_to_true']:.2f}"
+            lines.append(f"| {env} | {arm} | {a['seeds']} | {a['labels']:.0f} | {a['mean']:.0f} | {a['iqm']:.0f} | "
+                         f"{ratio} | {a['wall_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_benchmark(envs: list[str], seeds: list[int], arms: list[str], steps: int, workers: int, root: Path,
+                  epsilon: float = 0.1) -> dict[str, Any]:
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = make_jobs(envs, seeds, arms, steps, root, TeacherConfig(epsilon=epsilon))
+    t0 = time.time()
+    results = run_jobs(jobs, workers, root / "results.jsonl")
+    return summarise(results, steps, time.time() - t0)

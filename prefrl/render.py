@@ -1,0 +1,94 @@
+"""Drawing clips for people: restore each recorded state and render, only for clips a person will see."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from prefrl.data import Clip
+from prefrl.environments import make_env
+from prefrl.errors import PrefrlError
+from prefrl.states import restore
+from prefrl.store import PreferenceStore
+
+log = logging.getLogger(__name__)
+
+
+def render_env(spec: str, width: int = 320, height: int = 240) -> gym.Env:
+    """The env in rgb_array mode, at a small frame size where the env takes one (MuJoCo does)."""
+    try:
+        env = make_env(spec, render_mode="rgb_array", width=width, height=height)
+    except TypeError:
+        env = make_env(spec, render_mode="rgb_array")
+    if env.render_mode != "rgb_array":
+        raise PrefrlError(f"env '{spec}' cannot render rgb_array frames, so a person cannot see its clips: give it "
+                          "render_mode='rgb_array' (metadata['render_modes']) or use a synthetic --teacher")
+    env.reset(seed=0)
+    return env
+
+
+class ClipRenderer:
+    """Frames of a clip: its recorded frames, or its recorded states restored and rendered one by one."""
+
+    def __init__(self, spec: str, width: int = 320, height: int = 240) -> None:
+        self.env = render_env(spec, width, height)
+        self.fps = float(self.env.metadata.get("render_fps") or 30)
+
+    def frames(self, clip: Clip) -> np.ndarray:
+        if clip.frames is not None:
+            return clip.frames
+        if clip.states is None:
+            raise PrefrlError("this clip has neither states nor frames to draw it from: record it with a run whose "
+                              "env can save its state, or with --teacher human (which records frames)")
+        out = []
+        for state in clip.states:
+            restore(self.env, state)
+            out.append(np.asarray(self.env.render(), dtype=np.uint8))
+        return np.stack(out)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def clip_paths(clips_dir: Path, clip_id: int) -> tuple[Path, Path]:
+    """(frames .npy, video .mp4) of a rendered clip."""
+    return clips_dir / f"{clip_id}.npy", clips_dir / f"{clip_id}.mp4"
+
+
+def save_clip(clips_dir: Path, clip_id: int, frames: np.ndarray, fps: float) -> None:
+    """Write frames (atomically, for the UI) and an mp4 (for people and exports)."""
+    import imageio.v2 as imageio
+
+    npy, mp4 = clip_paths(clips_dir, clip_id)
+    tmp = npy.with_suffix(".tmp.npy")
+    np.save(tmp, frames)
+    os.replace(tmp, npy)
+    imageio.mimwrite(mp4, list(frames), fps=fps, macro_block_size=1)
+
+
+def prefetch(run_dir: Path, env_spec: str, ahead: int, stop: object, poll_s: float = 0.05) -> None:
+    """Render worker: keep the clips of the first `ahead` open queries rendered, until `stop` is set.
+
+    Runs in its own process beside the UI, so drawing never blocks the window.
+    """
+    store = PreferenceStore(run_dir / "prefs.sqlite")
+    clips_dir = run_dir / "clips"
+    clips_dir.mkdir(exist_ok=True)
+    renderer = ClipRenderer(env_spec)
+    while not stop.is_set():  # type: ignore[attr-defined]
+        todo = [cid for q in store.pending_queries(limit=ahead) for cid in (q.left_id, q.right_id)
+                if not clip_paths(clips_dir, cid)[0].exists()]
+        if not todo:
+            time.sleep(poll_s)
+            continue
+        for cid in dict.fromkeys(todo):
+            t = time.perf_counter()
+            frames = renderer.frames(store.clip(cid))
+            save_clip(clips_dir, cid, frames, renderer.fps)
+            log.debug("rendered clip %d: %d frames in %.2fs", cid, len(frames), time.perf_counter() - t)
+    renderer.close()

@@ -1,0 +1,52 @@
+"""Label-efficiency benchmark: true-reward PPO vs preference-trained PPO, same settings, side by side.
+
+    python scripts/benchmark_label_efficiency.py --envs Hopper-v5 HalfCheetah-v5 Walker2d-v5 \
+        --seeds 0 1 2 --steps 1000000 --arms true oracle-700 oracle-350 mistake-700
+
+writes docs/benchmarks.md (a table per run appended under its own heading) and docs/benchmarks.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tyro
+
+from prefrl.benchmark import markdown, run_benchmark
+
+
+@dataclass(frozen=True)
+class Args:
+    envs: list[str] = field(default_factory=lambda: ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    steps: int = 1_000_000
+    """Env steps per run (both arms)."""
+    arms: list[str] = field(default_factory=lambda: ["true", "oracle-700", "oracle-350", "mistake-700"])
+    """'true', or TEACHER-LABELS[-SELECTION]."""
+    epsilon: float = 0.1
+    """Flip probability of the mistake teacher."""
+    workers: int = os.cpu_count() or 1
+    """Parallel runs (one core each)."""
+    out: Path = Path("runs/benchmark")
+    docs: Path = Path("docs")
+    title: str = "Label efficiency"
+
+
+def main() -> None:
+    args = tyro.cli(Args)
+    summary = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon)
+    command = "python scripts/benchmark_label_efficiency.py " + " ".join(sys.argv[1:])
+    args.docs.mkdir(exist_ok=True)
+    (args.docs / "benchmarks.json").write_text(json.dumps(summary, indent=2))
+    text = f"## {args.title}\n\n" + markdown(summary, command)
+    with (args.docs / "benchmarks.md").open("a") as f:
+        f.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
