@@ -74,13 +74,15 @@ def save_clip(clips_dir: Path, clip_id: int, frames: np.ndarray, fps: float) -> 
 def prefetch(run_dir: Path, env_spec: str, ahead: int, stop: object, poll_s: float = 0.05) -> None:
     """Render worker: keep the clips of the first `ahead` open queries rendered, until `stop` is set.
 
-    Runs in its own process beside the UI, so drawing never blocks the window.
+    Runs in its own process beside the UI, so drawing never blocks the window; it ends when the process
+    that started it does.
     """
+    parent = os.getppid()
     store = PreferenceStore(run_dir / "prefs.sqlite")
     clips_dir = run_dir / "clips"
     clips_dir.mkdir(exist_ok=True)
     renderer = ClipRenderer(env_spec)
-    while not stop.is_set():  # type: ignore[attr-defined]
+    while not stop.is_set() and os.getppid() == parent:  # type: ignore[attr-defined]
         todo = [cid for q in store.pending_queries(limit=ahead) for cid in (q.left_id, q.right_id)
                 if not clip_paths(clips_dir, cid)[0].exists()]
         if not todo:

@@ -157,8 +157,23 @@ class LabelApp:
             self.rate_side = 0
             self.shown_at = time.perf_counter()
             for cid in (q.left_id, q.right_id):
-                self.surfaces[cid] = [pygame.surfarray.make_surface(f.swapaxes(0, 1)) for f in self.frames[cid]]
+                self._surfaces_of(cid)
         self._forget_unused()
+
+    def _surfaces_of(self, cid: int) -> list[pygame.Surface]:
+        if cid not in self.surfaces:
+            with self._lock:
+                frames = self.frames[cid]
+            self.surfaces[cid] = [pygame.surfarray.make_surface(f.swapaxes(0, 1)) for f in frames]
+        return self.surfaces[cid]
+
+    def _prepare_next(self) -> None:
+        """While the person watches, turn the next pair's frames into surfaces (one clip per frame drawn),
+        so that answering shows the next pair at once."""
+        if self.queue and self._ready(self.queue[0]):
+            todo = [c for c in (self.queue[0].left_id, self.queue[0].right_id) if c not in self.surfaces]
+            if todo:
+                self._surfaces_of(todo[0])
 
     def _forget_unused(self) -> None:
         keep = {cid for q in ([self.current] if self.current else []) + list(self.queue)
@@ -198,6 +213,7 @@ class LabelApp:
         self.answered_at = time.perf_counter()
         self.current = None
         self._stats_at = 0.0
+        self._refill_at = 0.0  # claim a replacement at once, so the queue stays full
         self._advance()
 
     def undo(self) -> None:
@@ -288,6 +304,7 @@ class LabelApp:
             self._refill_at = now + 0.2
         self._advance()
         self.draw()
+        self._prepare_next()
         if self.answered_at is not None and self.current is not None:
             self.latencies.append(time.perf_counter() - self.answered_at)
             self.answered_at = None
@@ -395,7 +412,7 @@ class LabelApp:
                      ("Right is better ->", "right"), ("Backspace Undo", "undo")]
         else:
             specs = [(f"{k}", f"rate{k}") for k in range(1, 6)] + [("^ Good (5)", "good"), ("v Bad (1)", "bad"),
-                                                                   ("Backspace Undo", "undo")]
+                                                                   ("Undo", "undo")]
         gap, y, bh = 12, h - 104, 44
         bw = (w - gap * (len(specs) + 1)) // len(specs)
         self.buttons = []
