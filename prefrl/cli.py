@@ -48,6 +48,16 @@ class LabelArgs:
 
 
 @dataclass(frozen=True)
+class CheckEnvArgs:
+    """Check an environment (API, rendering, state restore) and say what prefrl will do with it."""
+
+    env: Annotated[str, tyro.conf.Positional]
+    """A registered Gymnasium id or package.module:factory."""
+    teacher_score: str | None = None
+    """package.module:function scoring clips, if the env has no reward."""
+
+
+@dataclass(frozen=True)
 class DemoArgs:
     """Train from preferences and plain PPO on the true reward, side by side, and compare them."""
 
@@ -101,6 +111,14 @@ def _label(args: LabelArgs) -> None:
     print(f"{n} answers given; every one is saved in {args.run_dir / 'prefs.sqlite'}")
 
 
+def _check_env(args: CheckEnvArgs) -> bool:
+    from prefrl.check import check_environment
+
+    report = check_environment(args.env, args.teacher_score)
+    print(report)
+    return report.usable
+
+
 def _demo(args: DemoArgs) -> None:
     from prefrl.demo import run_demo
 
@@ -112,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cmd = tyro.extras.subcommand_cli_from_dict(
-            {"train": TrainConfig, "label": LabelArgs, "export": ExportArgs, "import": ImportArgs, "demo": DemoArgs},
+            {"train": TrainConfig, "label": LabelArgs, "check-env": CheckEnvArgs, "export": ExportArgs,
+             "import": ImportArgs, "demo": DemoArgs},
             prog="prefrl", args=argv, description="Reinforcement learning from human preferences.")
         if isinstance(cmd, TrainConfig):
             _train(cmd)
@@ -124,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             _demo(cmd)
         elif isinstance(cmd, LabelArgs):
             _label(cmd)
+        elif isinstance(cmd, CheckEnvArgs) and not _check_env(cmd):
+            return 1
     except PrefrlError as e:
         print(f"prefrl: error: {e}", file=sys.stderr)
         return 2

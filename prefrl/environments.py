@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from prefrl.errors import PrefrlError
 
@@ -25,17 +26,20 @@ def _register_optional_families(env_id: str) -> None:
         gym.register_envs(ale_py)
 
 
-def _load_factory(spec: str) -> Callable[..., Any]:
+def load_callable(spec: str, what: str = "env factory") -> Callable[..., Any]:
+    """Import `package.module:name` and return that callable, with one clear error if it is not there."""
     module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise PrefrlError(f"'{spec}' is not of the form package.module:function")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise PrefrlError(f"cannot import module '{module_name}' of env factory '{spec}' ({e}): check the "
+        raise PrefrlError(f"cannot import module '{module_name}' of {what} '{spec}' ({e}): check the "
                           "spelling and that the module is on PYTHONPATH or installed") from e
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
-        raise PrefrlError(f"module '{module_name}' has no callable '{attr}': pass --env "
-                          "package.module:function where the function returns a gymnasium.Env")
+        raise PrefrlError(f"module '{module_name}' has no callable '{attr}': pass package.module:function "
+                          f"naming your {what}")
     return factory  # type: ignore[no-any-return]
 
 
@@ -59,7 +63,7 @@ def make_env(spec: str, render_mode: str | None = None, **kwargs: Any) -> gym.En
         >>> env = make_env("prefrl/PointReach-v0")
     """
     if ":" in spec and "/" not in spec.split(":")[0]:
-        factory = _load_factory(spec)
+        factory = load_callable(spec)
         if render_mode is not None and _accepts(factory, "render_mode"):
             kwargs["render_mode"] = render_mode
         try:
@@ -108,3 +112,19 @@ def is_mujoco(env: gym.Env) -> bool:
 def env_has_true_reward(env: gym.Env) -> bool:
     """Whether returns of this env mean something (shipped no-reward tasks set `metadata['prefrl_no_reward']`)."""
     return not env.unwrapped.metadata.get("prefrl_no_reward", False)
+
+
+def score_functions(env: gym.Env, teacher_score: str | None) -> tuple[Callable[..., Any] | None,
+                                                                      Callable[..., Any] | None]:
+    """(per-step clip score for synthetic teachers, whole-episode score for evaluation), or (None, None) when
+    the env's own reward is to be used. `--teacher-score` wins over what the env's metadata names."""
+    meta = env.unwrapped.metadata
+    if teacher_score:
+        step = load_callable(teacher_score, "score function")
+        return step, (lambda clip: float(np.sum(step(clip))))
+    if meta.get("prefrl_score"):
+        step = load_callable(meta["prefrl_score"], "score function")
+        episode = load_callable(meta["prefrl_episode_score"], "score function") if meta.get(
+            "prefrl_episode_score") else (lambda clip: float(np.sum(step(clip))))
+        return step, episode
+    return None, None

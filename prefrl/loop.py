@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from prefrl.agent import make_agent, resolve_agent_config, resolve_device
 from prefrl.config import AgentConfig, TrainConfig
-from prefrl.environments import is_mujoco, make_env
+from prefrl.environments import env_has_true_reward, make_env, score_functions
+from prefrl.errors import PrefrlError
 from prefrl.report import evaluate_agent, record_video, write_report
 from prefrl.reward_model import RewardEnsemble
 from prefrl.reward_trainer import RewardStats, RewardTrainer
@@ -62,13 +63,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     torch.set_num_threads(cfg.threads)
     learned = cfg.reward == "learned"
 
-    fixed_horizon = cfg.fixed_horizon
-    if fixed_horizon is None:
-        probe = make_env(cfg.env)
-        fixed_horizon = learned and is_mujoco(probe)
-        probe.close()
+    probe = make_env(cfg.env)
+    step_score, episode_score = score_functions(probe, cfg.teacher_score)
+    if not env_has_true_reward(probe) and step_score is None and cfg.teacher != "human":
+        raise PrefrlError(f"env '{cfg.env}' has no reward for its task, so a synthetic teacher has nothing to "
+                          "judge by: pass --teacher-score package.module:function, or --teacher human")
+    if cfg.teacher == "human" and "rgb_array" not in probe.metadata.get("render_modes", []):
+        raise PrefrlError(f"env '{cfg.env}' cannot render rgb_array frames, so a person cannot see its clips: "
+                          "add 'rgb_array' to its metadata['render_modes'] and render(), or use a synthetic --teacher")
+    probe.close()
     human = cfg.teacher == "human"
-    venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, fixed_horizon, frames_if_needed=human)
+    venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human)
     model = RewardEnsemble(venv.observation_space, venv.action_space, cfg.reward_model).to(
         resolve_device(cfg.device, "reward_model")) if learned else None
     recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips) if learned else None
@@ -84,7 +89,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         assert model is not None
         model.load(run.reward_model / "model.pt")
         trainer.load_state_dict(torch.load(run.reward_model / "trainer.pt", weights_only=False))
-    teacher = None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng)
+    teacher = None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng, step_score)
     window = open_label_window(run.path, cfg.labeler) if human and cfg.window and learned else None
     selector = make_selector(cfg.queries.selection, model, cfg.queries.oversample) if model is not None else None
     random_steps = cfg.random_steps
@@ -169,7 +174,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     bar.close()
 
     # Stage 3: score the final agent on the true reward; write the report and the video.
-    final = evaluate_agent(agent, outer, cfg.env, cfg.eval_episodes, seed=cfg.seed + 10_000)
+    final = evaluate_agent(agent, outer, cfg.env, cfg.eval_episodes, seed=cfg.seed + 10_000, score=episode_score)
     labels = store.count_labels(include_skips=False) if store is not None else 0
     summary = {"env": cfg.env, "reward": cfg.reward, "teacher": cfg.teacher, "seed": cfg.seed,
                "env_steps": wrapper.env_step, "labels": labels, "final_true_return": final,

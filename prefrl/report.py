@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,9 @@ import numpy as np  # noqa: E402
 from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
 
+from prefrl.data import Clip  # noqa: E402
 from prefrl.environments import make_env  # noqa: E402
+from prefrl.states import StateRecorder  # noqa: E402
 
 if TYPE_CHECKING:
     from prefrl.run_dir import RunDir
@@ -26,23 +29,34 @@ def _policy_obs(outer: VecEnv, obs: np.ndarray) -> np.ndarray:
     return outer.normalize_obs(obs) if isinstance(outer, VecNormalize) else obs  # type: ignore[return-value]
 
 
-def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: int, seed: int) -> float:
-    """Mean true return of the deterministic policy over `episodes` fresh episodes."""
+def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: int, seed: int,
+                   score: Callable[[Clip], float] | None = None) -> float:
+    """Mean over `episodes` fresh episodes of the deterministic policy's true return, or of `score` applied
+    to each whole episode (as one clip with its recorded states) for tasks whose reward is a scorer."""
     if episodes <= 0:
         return float("nan")
-    env = make_env(env_id)
-    returns = []
+    env = StateRecorder(make_env(env_id))
+    results = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
-        total, done = 0.0, False
+        done = False
+        observations, actions, rewards, states = [], [], [], []
         while not done:
             action, _ = agent.predict(_policy_obs(outer, obs[None])[0], deterministic=True)
-            obs, r, terminated, truncated, _ = env.step(action)
-            total += float(r)
+            observations.append(obs)
+            actions.append(action)
+            obs, r, terminated, truncated, info = env.step(action)
+            rewards.append(float(r))
+            states.append(info.get("prefrl_state"))
             done = terminated or truncated
-        returns.append(total)
+        if score is None:
+            results.append(float(np.sum(rewards)))
+        else:
+            results.append(score(Clip(obs=np.stack(observations), acts=np.stack(actions),
+                                      true_rewards=np.asarray(rewards, dtype=np.float32),
+                                      states=np.stack(states) if states[0] is not None else None)))
     env.close()
-    return float(np.mean(returns))
+    return float(np.mean(results))
 
 
 def _render_env(env_id: str):  # type: ignore[no-untyped-def]

@@ -1,6 +1,65 @@
-"""Env factories for tests that plug in an env by `package.module:factory`."""
+"""Env factories for tests that plug in an env by `package.module:factory` (defined here, nowhere else)."""
 
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import TimeLimit
+
+from prefrl.data import Clip
 from prefrl.envs.point_reach import PointReachEnv
+
+
+class Corridor(gym.Env[np.ndarray, int]):
+    """A walker in a 1-D corridor: move left, stay or right; reward is the position reached. Not MuJoCo, no
+    get_state(): when a person labels, prefrl records its frames."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+        self.render_mode = render_mode
+        self.x = 0.0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.x = float(self.np_random.uniform(-0.5, 0.5))
+        return np.array([self.x], dtype=np.float32), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.x = float(np.clip(self.x + 0.1 * (int(action) - 1), -1, 1))
+        return np.array([self.x], dtype=np.float32), self.x, False, False, {}
+
+    def render(self) -> np.ndarray | None:
+        img = np.zeros((32, 64, 3), dtype=np.uint8)
+        img[12:20, int((self.x + 1) / 2 * 60): int((self.x + 1) / 2 * 60) + 4] = (255, 200, 0)
+        return img
+
+
+def make_corridor(render_mode: str | None = None) -> gym.Env:
+    return TimeLimit(Corridor(render_mode), max_episode_steps=40)
+
+
+def corridor_score(clip: Clip) -> np.ndarray:
+    """A scripted score for the corridor: how far left (the opposite of its reward)."""
+    return -clip.obs[:, 0]
+
+
+class Blind(Corridor):
+    metadata = {"render_modes": [], "render_fps": 10}
+
+
+def make_blind() -> gym.Env:
+    return TimeLimit(Blind(), max_episode_steps=40)
+
+
+def make_blind_and_rewardless() -> gym.Env:
+    env = make_blind()
+    env.unwrapped.metadata = {**Blind.metadata, "prefrl_no_reward": True}
+    return env
 
 
 def not_an_env() -> int:

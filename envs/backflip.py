@@ -1,0 +1,110 @@
+"""Tasks with no reward for the behaviour we want, after Christiano et al. (2017): a Hopper backflip and a
+HalfCheetah running forward on one leg. Each ships a scripted scorer over recorded clip states
+(qpos|qvel per step), so synthetic teachers can train the trick and evaluations can measure it.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
+
+from prefrl.data import Clip
+
+HOPPER_NQ, CHEETAH_NQ = 6, 9
+HOPPER_DT = 0.008  # frame_skip 4 x timestep 0.002
+
+
+class HopperBackflipEnv(HopperEnv):
+    """Hopper-v5 without the forward-progress and healthy rewards and without termination on falling, so it
+    can flip and land. The env's reward is only the control cost: the trick is taught by preferences."""
+
+    SCORES = {"prefrl_no_reward": True, "prefrl_score": "prefrl.envs.backflip:backflip_score",
+              "prefrl_episode_score": "prefrl.envs.backflip:count_backflips"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs = {"forward_reward_weight": 0.0, "healthy_reward": 0.0, "terminate_when_unhealthy": False, **kwargs}
+        super().__init__(**kwargs)
+        self.metadata = {**self.metadata, **self.SCORES}  # MujocoEnv sets metadata in __init__
+
+
+class HalfCheetahOneLegEnv(HalfCheetahEnv):
+    """HalfCheetah-v5 with no reward but the control cost: moving forward on the back leg alone is taught by
+    preferences (the front foot stays off the ground)."""
+
+    SCORES = {"prefrl_no_reward": True, "prefrl_score": "prefrl.envs.backflip:one_leg_score",
+              "prefrl_episode_score": "prefrl.envs.backflip:one_leg_distance"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{"forward_reward_weight": 0.0, **kwargs})
+        self.metadata = {**self.metadata, **self.SCORES}
+
+
+def _states(clip: Clip, nq: int) -> tuple[np.ndarray, np.ndarray]:
+    if clip.states is None:
+        raise ValueError("this scorer needs recorded MuJoCo states (qpos|qvel) in the clip")
+    return clip.states[:, :nq], clip.states[:, nq:]
+
+
+def backflip_score(clip: Clip) -> np.ndarray:
+    """Per-step score: backward rotation of the torso (radians this step), plus 0.05 for each step upright
+    and off the ground's clutter (torso high, nearly vertical), which is where a flip must end."""
+    qpos, qvel = _states(clip, HOPPER_NQ)
+    backward = -qvel[:, 2] * HOPPER_DT
+    upright = (np.cos(qpos[:, 2]) > 0.9) & (qpos[:, 1] > 1.0)
+    return backward + 0.05 * upright
+
+
+def count_backflips(clip: Clip) -> float:
+    """Completed backward rotations that end in a landing: the torso has turned another full 2*pi backwards,
+    and within the next 80 steps (0.64 s) the hopper stands for 20 steps in a row: torso within 0.5 rad of
+    vertical at standing height (0.8-1.4 m; it stands at 1.25)."""
+    qpos, _ = _states(clip, HOPPER_NQ)
+    turned = -(qpos[:, 2] - qpos[0, 2])
+    standing = (np.abs(np.angle(np.exp(1j * qpos[:, 2]))) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
+    run = np.zeros(len(standing), dtype=int)  # consecutive standing steps ending at t
+    for t in range(len(standing)):
+        run[t] = (run[t - 1] + 1 if t else 1) if standing[t] else 0
+    flips, k = 0, 1
+    for t in range(len(turned)):
+        if turned[t] >= 2 * math.pi * k:
+            k += 1
+            if (run[t: t + 80] >= 20).any():
+                flips += 1
+    return float(flips)
+
+
+@lru_cache(maxsize=1)
+def _cheetah() -> tuple[mujoco.MjModel, mujoco.MjData, int]:
+    model = HalfCheetahEnv().model
+    return model, mujoco.MjData(model), mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "ffoot")
+
+
+def front_foot_height(qpos: np.ndarray) -> np.ndarray:
+    """Height of the front foot geom above the floor for each qpos row (forward kinematics)."""
+    model, data, foot = _cheetah()
+    out = np.empty(len(qpos))
+    for t, q in enumerate(qpos):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        out[t] = data.geom_xpos[foot, 2]
+    return out
+
+
+def one_leg_score(clip: Clip) -> np.ndarray:
+    """Per-step score: forward velocity while the front foot is off the ground (above 0.15 m), else nothing
+    for moving and a penalty of 0.2 for the foot being down."""
+    qpos, qvel = _states(clip, CHEETAH_NQ)
+    up = front_foot_height(qpos) > 0.15
+    return np.where(up, qvel[:, 0], -0.2) * 0.05
+
+
+def one_leg_distance(clip: Clip) -> float:
+    """Metres travelled forward with the front foot up, over the episode."""
+    qpos, qvel = _states(clip, CHEETAH_NQ)
+    return float(np.sum(np.where(front_foot_height(qpos) > 0.15, qvel[:, 0], 0.0)) * 0.05)

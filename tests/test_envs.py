@@ -1,0 +1,124 @@
+"""Shipped environments, their scorers, and plugging in an env of one's own."""
+
+import math
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from prefrl.check import check_environment
+from prefrl.cli import main
+from prefrl.config import TrainConfig
+from prefrl.data import Clip
+from prefrl.environments import make_env
+from prefrl.envs.backflip import (
+    CHEETAH_NQ,
+    HOPPER_DT,
+    backflip_score,
+    count_backflips,
+    front_foot_height,
+    one_leg_score,
+)
+from prefrl.errors import PrefrlError
+from prefrl.loop import train
+
+SHIPPED = ["prefrl/PointReach-v0", "prefrl/HopperBackflip-v0", "prefrl/HalfCheetahOneLeg-v0"]
+
+
+@pytest.mark.parametrize("env_id", SHIPPED)
+def test_shipped_envs_pass_the_checker_and_render(env_id):
+    env = make_env(env_id, render_mode="rgb_array")
+    check_env(env.unwrapped, skip_render_check=True)  # its render check opens a human (GLFW) window
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+    report = check_environment(env_id)
+    assert report.usable and report.human_ok and report.restorable, str(report)
+
+
+def test_no_reward_tasks_do_not_reward_the_trick():
+    env = make_env("prefrl/HopperBackflip-v0")
+    env.reset(seed=0)
+    for _ in range(300):  # falls over and lies there: no termination, and only the control cost as reward
+        _, r, terminated, _, _ = env.step(env.action_space.sample())
+        assert not terminated and r <= 0
+    assert env.unwrapped.metadata["prefrl_no_reward"]
+
+
+def _hopper_clip(angles: np.ndarray, heights: np.ndarray) -> Clip:
+    """Hopper states (qpos|qvel) following a scripted torso angle and height."""
+    t = len(angles)
+    qpos = np.zeros((t, 6))
+    qpos[:, 1], qpos[:, 2] = heights, angles
+    qvel = np.zeros((t, 6))
+    qvel[:, 2] = np.gradient(angles) / HOPPER_DT
+    return Clip(obs=np.zeros((t, 11)), acts=np.zeros((t, 3)), true_rewards=np.zeros(t),
+                states=np.concatenate([qpos, qvel], axis=1))
+
+
+def test_backflip_scorer_counts_landed_backward_rotations():
+    turn = np.linspace(0, -2 * math.pi, 100)
+    landed = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.r_[np.full(100, 1.5), np.full(60, 1.25)])
+    assert count_backflips(landed) == 1
+    stand = np.full(60, -2 * math.pi)
+    two = _hopper_clip(np.r_[turn, stand, turn - 2 * math.pi, stand - 2 * math.pi], np.full(320, 1.25))
+    assert count_backflips(two) == 2
+    no_landing_between = _hopper_clip(np.r_[turn, turn - 2 * math.pi, stand - 2 * math.pi], np.full(260, 1.25))
+    assert count_backflips(no_landing_between) == 1
+    forward = _hopper_clip(np.r_[-turn, np.full(60, 2 * math.pi)], np.full(160, 1.25))
+    assert count_backflips(forward) == 0
+    crashed = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.r_[np.full(100, 1.5), np.full(60, 0.3)])
+    assert count_backflips(crashed) == 0
+    # the per-step score the teacher sums prefers rotating backwards over forwards over standing still
+    still = _hopper_clip(np.zeros(160), np.full(160, 0.5))
+    assert backflip_score(landed).sum() > backflip_score(still).sum() > backflip_score(forward).sum()
+    # one full backward turn (2*pi) plus the upright bonus for at most every step
+    assert 2 * math.pi + 0.05 * 60 - 0.1 < backflip_score(landed).sum() < 2 * math.pi + 0.05 * 160
+
+
+def test_one_leg_scorer_rewards_forward_motion_with_the_front_foot_up():
+    env = make_env("prefrl/HalfCheetahOneLeg-v0")
+    env.reset(seed=0)
+    for _ in range(50):  # let it settle on the floor
+        env.step(np.zeros(6))
+    standing = env.unwrapped.data.qpos.copy()
+    lifted = standing.copy()
+    lifted[6] = -1.0  # front thigh swung back: the front foot leaves the ground
+    assert front_foot_height(np.stack([standing]))[0] < 0.15 < front_foot_height(np.stack([lifted]))[0]
+
+    def clip(qpos: np.ndarray) -> Clip:
+        qvel = np.zeros((10, CHEETAH_NQ))
+        qvel[:, 0] = 2.0
+        return Clip(obs=np.zeros((10, 17)), acts=np.zeros((10, 6)), true_rewards=np.zeros(10),
+                    states=np.concatenate([np.tile(qpos, (10, 1)), qvel], axis=1))
+
+    assert one_leg_score(clip(lifted)).sum() > 0 > one_leg_score(clip(standing)).sum()
+
+
+def test_an_env_defined_in_the_tests_trains_by_factory_path(tmp_path):
+    result = train(TrainConfig(env="tests.factories:make_corridor", steps=8_000, labels=60, out=tmp_path / "run",
+                               video_steps=10, eval_episodes=5, progress=False,
+                               teacher_score="tests.factories:corridor_score"))
+    # the scripted score asks for the left end (the env's own reward would say right). With a scorer, the final
+    # evaluation reports the scorer's episode score: a random walk scores ~0, the left end ~+30 over 40 steps
+    assert result.labels == 60 and result.final_true_return > 10
+    assert (tmp_path / "run" / "agent.mp4").exists()
+
+
+def test_an_env_without_rgb_rendering_cannot_be_labelled_by_a_person(tmp_path):
+    with pytest.raises(PrefrlError, match="cannot render rgb_array frames, so a person cannot see its clips"):
+        train(TrainConfig(env="tests.factories:make_blind", teacher="human", window=False, out=tmp_path / "r"))
+
+
+def test_a_no_reward_env_needs_a_scorer(tmp_path):
+    with pytest.raises(PrefrlError, match="has no reward for its task.*--teacher-score"):
+        train(TrainConfig(env="tests.factories:make_blind_and_rewardless", out=tmp_path / "r"))
+
+
+def test_check_env_command_reports_what_prefrl_will_do(capsys):
+    assert main(["check-env", "tests.factories:make_corridor"]) == 0
+    out = capsys.readouterr().out
+    assert "Discrete" in out and "frames are recorded while acting" in out and "ready for prefrl" in out
+    assert main(["check-env", "tests.factories:make_blind"]) == 0
+    assert "rgb_array rendering failed" in capsys.readouterr().out
+    assert main(["check-env", "tests.factories:not_an_env"]) == 2
