@@ -11,6 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 from prefrl.environments import env_has_true_reward, make_env, score_functions
 from prefrl.errors import PrefrlError
+from prefrl.render import render_env
 from prefrl.states import can_restore, capture, restore
 
 
@@ -75,8 +76,7 @@ def check_environment(spec: str, teacher_score: str | None = None) -> EnvReport:
     env.close()
 
     try:
-        renv = make_env(spec, render_mode="rgb_array")
-        renv.reset(seed=0)
+        renv = render_env(spec)
         t = time.perf_counter()
         frame = np.asarray(renv.render())
         ms = (time.perf_counter() - t) * 1000

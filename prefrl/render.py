@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from prefrl.data import Clip
-from prefrl.environments import make_env
+from prefrl.environments import is_mujoco, make_env
 from prefrl.errors import PrefrlError
 from prefrl.states import restore
 from prefrl.store import PreferenceStore
@@ -20,14 +20,14 @@ log = logging.getLogger(__name__)
 
 
 def render_env(spec: str, width: int = 320, height: int = 240) -> gym.Env:
-    """The env in rgb_array mode, at a small frame size where the env takes one (MuJoCo does)."""
-    try:
-        env = make_env(spec, render_mode="rgb_array", width=width, height=height)
-    except TypeError:
-        env = make_env(spec, render_mode="rgb_array")
+    """The env in rgb_array mode, reset, at a small frame size where the env takes one (MuJoCo does)."""
+    probe = make_env(spec)
+    size = {"width": width, "height": height} if is_mujoco(probe) else {}
+    probe.close()
+    env = make_env(spec, render_mode="rgb_array", **size)
     if env.render_mode != "rgb_array":
-        raise PrefrlError(f"env '{spec}' cannot render rgb_array frames, so a person cannot see its clips: give it "
-                          "render_mode='rgb_array' (metadata['render_modes']) or use a synthetic --teacher")
+        raise PrefrlError(f"env '{spec}' was not made in render_mode 'rgb_array', so a person cannot see its clips: "
+                          "let its constructor or factory take render_mode and honour 'rgb_array'")
     env.reset(seed=0)
     return env
 

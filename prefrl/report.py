@@ -17,6 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
 
 from prefrl.data import Clip  # noqa: E402
 from prefrl.environments import make_env  # noqa: E402
+from prefrl.render import render_env  # noqa: E402
 from prefrl.states import StateRecorder  # noqa: E402
 
 if TYPE_CHECKING:
@@ -59,22 +60,15 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
     return float(np.mean(results))
 
 
-def _render_env(env_id: str):  # type: ignore[no-untyped-def]
-    try:  # MuJoCo envs take a frame size; a smaller frame renders much faster on a CPU
-        return make_env(env_id, render_mode="rgb_array", width=320, height=240)
-    except TypeError:
-        return make_env(env_id, render_mode="rgb_array")
-
-
 def record_video(agent: BaseAlgorithm, outer: VecEnv, env_id: str, path: Path, steps: int, seed: int) -> None:
     """Write an mp4 of the deterministic policy acting for `steps` steps."""
     import imageio.v2 as imageio
 
-    env = _render_env(env_id)
+    env = render_env(env_id)
     obs, _ = env.reset(seed=seed)
     frames = []
     for _ in range(steps):
-        frames.append(env.render())
+        frames.append(np.asarray(env.render(), dtype=np.uint8))
         action, _ = agent.predict(_policy_obs(outer, obs[None])[0], deterministic=True)
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
