@@ -75,7 +75,7 @@ def record_video(agent: BaseAlgorithm, outer: VecEnv, env_id: str, path: Path, s
             obs, _ = env.reset()
     fps = int(env.metadata.get("render_fps", 30))
     env.close()
-    imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+    imageio.mimwrite(path, np.stack(frames), fps=fps, macro_block_size=1)
 
 
 def plot_runs(runs: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
