@@ -60,15 +60,20 @@ def clip_paths(clips_dir: Path, clip_id: int) -> tuple[Path, Path]:
     return clips_dir / f"{clip_id}.npy", clips_dir / f"{clip_id}.mp4"
 
 
-def save_clip(clips_dir: Path, clip_id: int, frames: np.ndarray, fps: float) -> None:
-    """Write frames (atomically, for the UI) and an mp4 (for people and exports)."""
+def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    """frames (T, H, W, 3) uint8 -> an H.264 mp4 (imageio's bundled ffmpeg)."""
     import imageio.v2 as imageio
 
+    imageio.mimwrite(path, list(frames), fps=fps, macro_block_size=1)
+
+
+def save_clip(clips_dir: Path, clip_id: int, frames: np.ndarray, fps: float) -> None:
+    """Write frames (atomically, for the UI) and an mp4 (for people and exports)."""
     npy, mp4 = clip_paths(clips_dir, clip_id)
     tmp = npy.with_suffix(".tmp.npy")
     np.save(tmp, frames)
     os.replace(tmp, npy)
-    imageio.mimwrite(mp4, list(frames), fps=fps, macro_block_size=1)
+    write_mp4(mp4, frames, fps)
 
 
 def prefetch(run_dir: Path, env_spec: str, ahead: int, stop: object, poll_s: float = 0.05) -> None:

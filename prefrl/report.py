@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
 
 from prefrl.data import Clip  # noqa: E402
 from prefrl.environments import make_env  # noqa: E402
-from prefrl.render import render_env  # noqa: E402
+from prefrl.render import render_env, write_mp4  # noqa: E402
 from prefrl.states import StateRecorder  # noqa: E402
 
 if TYPE_CHECKING:
@@ -62,8 +62,6 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
 
 def record_video(agent: BaseAlgorithm, outer: VecEnv, env_id: str, path: Path, steps: int, seed: int) -> None:
     """Write an mp4 of the deterministic policy acting for `steps` steps."""
-    import imageio.v2 as imageio
-
     env = render_env(env_id)
     obs, _ = env.reset(seed=seed)
     frames = []
@@ -75,7 +73,7 @@ def record_video(agent: BaseAlgorithm, outer: VecEnv, env_id: str, path: Path, s
             obs, _ = env.reset()
     fps = int(env.metadata.get("render_fps", 30))
     env.close()
-    imageio.mimwrite(path, np.stack(frames), fps=fps, macro_block_size=1)
+    write_mp4(path, np.stack(frames), fps)
 
 
 def plot_runs(runs: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
