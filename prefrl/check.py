@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-from prefrl.environments import env_has_true_reward, make_env, score_functions
+from prefrl.environments import env_has_true_reward, episode_limit, make_env, score_functions
 from prefrl.errors import PrefrlError
 from prefrl.render import render_env
 from prefrl.states import can_restore, capture, restore
@@ -62,7 +62,7 @@ def check_environment(spec: str, teacher_score: str | None = None) -> EnvReport:
     else:
         report.add(False, f"action {_space(act)}: use Box or Discrete actions")
         report.usable = False
-    limit = env.spec.max_episode_steps if env.spec is not None else None
+    limit = episode_limit(env)
     report.add(True if limit else None, f"episode limit: {limit} steps" if limit else
                "no time limit (register with max_episode_steps, or wrap in gymnasium TimeLimit)")
 

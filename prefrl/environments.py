@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +33,8 @@ def load_callable(spec: str, what: str = "env factory") -> Callable[..., Any]:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise PrefrlError(f"'{spec}' is not of the form package.module:function")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: modules next to where the command is run
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
@@ -101,6 +105,18 @@ class FixedHorizon(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         info["terminated_ignored"] = terminated
         return obs, reward, False, truncated, info
+
+
+def episode_limit(env: gym.Env) -> int | None:
+    """The env's time limit: from its registration, or from a TimeLimit wrapper a factory added."""
+    if env.spec is not None and env.spec.max_episode_steps is not None:
+        return int(env.spec.max_episode_steps)
+    e: Any = env
+    while isinstance(e, gym.Wrapper):
+        if isinstance(e, gym.wrappers.TimeLimit):
+            return int(e._max_episode_steps)
+        e = e.env
+    return None
 
 
 def is_mujoco(env: gym.Env) -> bool:

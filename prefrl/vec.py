@@ -8,7 +8,7 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from prefrl.environments import FixedHorizon, make_env
+from prefrl.environments import FixedHorizon, episode_limit, make_env
 from prefrl.states import StateRecorder, can_restore
 
 
@@ -25,7 +25,7 @@ def make_vec_env(spec: str, n_envs: int, seed: int, fixed_horizon: bool = False,
     records rendered frames instead, when `frames_if_needed` (a person will watch its clips).
     """
     probe = make_env(spec)  # fail here, with the clear error, rather than inside a worker
-    if fixed_horizon and (probe.spec is None or probe.spec.max_episode_steps is None):
+    if fixed_horizon and episode_limit(probe) is None:
         fixed_horizon = False  # without a time limit an episode would never end
     record_frames = frames_if_needed and not can_restore(probe)
     probe.close()
