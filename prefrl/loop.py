@@ -104,7 +104,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     def ask_for_labels(n: int) -> None:
         assert recorder is not None and selector is not None and store is not None
         if human:  # a person answers at their own pace: keep only a few recent queries waiting
-            n = min(n, cfg.queries.max_open - len(store.pending_queries()))
+            n = min(n, cfg.queries.max_open - store.count_pending())
         clips = list(recorder.clips)
         pairs = selector.select(clips, n, rng)
         for a, b in pairs:

@@ -194,6 +194,11 @@ class PreferenceStore:
         row = self._conn().execute("SELECT 1 FROM labels WHERE query_id=? AND undone=0", (query_id,)).fetchone()
         return row is None
 
+    def count_pending(self) -> int:
+        return int(self._conn().execute(
+            "SELECT COUNT(*) FROM queries q WHERE NOT EXISTS "
+            "(SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0)").fetchone()[0])
+
     def count_queries(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM queries").fetchone()[0])
 

@@ -342,7 +342,7 @@ class LabelApp:
                 except (ValueError, OSError):
                     steps = self._stats["steps"]
             self._stats = {"labels": self.store.count_labels(), "asked": self.store.count_queries(),
-                           "pending": len(self.store.pending_queries()), "steps": steps}
+                           "pending": self.store.count_pending(), "steps": steps}
             self._stats_at = now + 0.5
         return self._stats
 
