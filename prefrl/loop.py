@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import subprocess
 import sys
 import time
@@ -91,6 +92,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         trainer.load_state_dict(torch.load(run.reward_model / "trainer.pt", weights_only=False))
     teacher = None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng, step_score)
     window = open_label_window(run.path, cfg.labeler) if human and cfg.window and learned else None
+    if human and hasattr(os, "nice"):
+        os.nice(5)  # a person's time is the scarce one: rendering and the window get the CPU before the agent
     selector = make_selector(cfg.queries.selection, model, cfg.queries.oversample) if model is not None else None
     random_steps = cfg.random_steps
     schedule = LabelSchedule(total=cfg.labels, initial=cfg.initial_labels, horizon=cfg.steps - random_steps,

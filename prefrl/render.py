@@ -19,7 +19,7 @@ from prefrl.store import PreferenceStore
 log = logging.getLogger(__name__)
 
 
-def render_env(spec: str, width: int = 320, height: int = 240) -> gym.Env:
+def render_env(spec: str, width: int = 256, height: int = 192) -> gym.Env:
     """The env in rgb_array mode, reset, at a small frame size where the env takes one (MuJoCo does)."""
     probe = make_env(spec)
     size = {"width": width, "height": height} if is_mujoco(probe) else {}
@@ -35,7 +35,7 @@ def render_env(spec: str, width: int = 320, height: int = 240) -> gym.Env:
 class ClipRenderer:
     """Frames of a clip: its recorded frames, or its recorded states restored and rendered one by one."""
 
-    def __init__(self, spec: str, width: int = 320, height: int = 240) -> None:
+    def __init__(self, spec: str, width: int = 256, height: int = 192) -> None:
         self.env = render_env(spec, width, height)
         self.fps = float(self.env.metadata.get("render_fps") or 30)
 

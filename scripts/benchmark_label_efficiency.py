@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tyro
 
-from prefrl.benchmark import markdown, run_benchmark
+from prefrl.benchmark import markdown, run_benchmark, summarise
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,17 @@ class Args:
     out: Path = Path("runs/benchmark")
     docs: Path = Path("docs")
     title: str = "Label efficiency"
+    results: list[Path] = field(default_factory=list)
+    """Only write the report, from these results.jsonl files of earlier runs (nothing is trained)."""
 
 
 def main() -> None:
     args = tyro.cli(Args)
-    summary = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon)
+    if args.results:
+        rows = [json.loads(line) for f in args.results for line in f.read_text().splitlines() if line.strip()]
+        summary = summarise(rows, args.steps, wall_s=sum(r["wall_s"] for r in rows) / max(1, args.workers))
+    else:
+        summary = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon)
     command = "python scripts/benchmark_label_efficiency.py " + " ".join(sys.argv[1:])
     args.docs.mkdir(exist_ok=True)
     (args.docs / "benchmarks.json").write_text(json.dumps(summary, indent=2))
