@@ -63,17 +63,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     learned = cfg.reward == "learned"
+    human = cfg.teacher == "human"
 
     probe = make_env(cfg.env)
     step_score, episode_score = score_functions(probe, cfg.teacher_score)
-    if not env_has_true_reward(probe) and step_score is None and cfg.teacher != "human":
+    if not env_has_true_reward(probe) and step_score is None and not human:
         raise PrefrlError(f"env '{cfg.env}' has no reward for its task, so a synthetic teacher has nothing to "
                           "judge by: pass --teacher-score package.module:function, or --teacher human")
-    if cfg.teacher == "human" and "rgb_array" not in probe.metadata.get("render_modes", []):
+    if human and "rgb_array" not in probe.metadata.get("render_modes", []):
         raise PrefrlError(f"env '{cfg.env}' cannot render rgb_array frames, so a person cannot see its clips: "
                           "add 'rgb_array' to its metadata['render_modes'] and render(), or use a synthetic --teacher")
     probe.close()
-    human = cfg.teacher == "human"
     venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human)
     model = RewardEnsemble(venv.observation_space, venv.action_space, cfg.reward_model).to(
         resolve_device(cfg.device, "reward_model")) if learned else None
