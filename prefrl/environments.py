@@ -135,12 +135,11 @@ def score_functions(env: gym.Env, teacher_score: str | None) -> tuple[Callable[.
     """(per-step clip score for synthetic teachers, whole-episode score for evaluation), or (None, None) when
     the env's own reward is to be used. `--teacher-score` wins over what the env's metadata names."""
     meta = env.unwrapped.metadata
-    if teacher_score:
-        step = load_callable(teacher_score, "score function")
-        return step, (lambda clip: float(np.sum(step(clip))))
-    if meta.get("prefrl_score"):
-        step = load_callable(meta["prefrl_score"], "score function")
-        episode = load_callable(meta["prefrl_episode_score"], "score function") if meta.get(
-            "prefrl_episode_score") else (lambda clip: float(np.sum(step(clip))))
-        return step, episode
-    return None, None
+    name = teacher_score or meta.get("prefrl_score")
+    if not name:
+        return None, None
+    step = load_callable(name, "score function")
+    episode_name = None if teacher_score else meta.get("prefrl_episode_score")
+    episode = load_callable(episode_name, "score function") if episode_name else (
+        lambda clip: float(np.sum(step(clip))))
+    return step, episode

@@ -92,8 +92,7 @@ class RewardEnsemble(nn.Module):
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised rewards of every member for the same inputs: (..., D) -> (E, ...)."""
-        h = ((x - self.in_mean) / self.in_std).reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1)
-        return self.net(h).reshape(self.members, *x.shape[:-1])
+        return self.raw_per_member(x.unsqueeze(0).expand(self.members, *x.shape))
 
     def raw_per_member(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised rewards where each member sees its own inputs: (E, ..., D) -> (E, ...)."""

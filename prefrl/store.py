@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS ratings (
 );
 """
 
+# A query is open while no standing label answers it (used as `queries q` in the SQL below).
+_OPEN = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0)"
+
 # Each entry upgrades a store from the version before it.
 _MIGRATIONS = {
     2: ["ALTER TABLE queries ADD COLUMN claimed_by TEXT", "ALTER TABLE queries ADD COLUMN claimed_at REAL"],
@@ -179,8 +182,7 @@ class PreferenceStore:
     def pending_queries(self, limit: int | None = None) -> list[Query]:
         """Queries with no standing label, oldest first."""
         rows = self._conn().execute(
-            "SELECT id, left_clip, right_clip, created, env_step FROM queries q WHERE NOT EXISTS "
-            "(SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0) ORDER BY id LIMIT ?",
+            f"SELECT id, left_clip, right_clip, created, env_step FROM queries q WHERE {_OPEN} ORDER BY id LIMIT ?",
             (-1 if limit is None else limit,)).fetchall()
         return [Query(*r) for r in rows]
 
@@ -195,9 +197,7 @@ class PreferenceStore:
         return row is None
 
     def count_pending(self) -> int:
-        return int(self._conn().execute(
-            "SELECT COUNT(*) FROM queries q WHERE NOT EXISTS "
-            "(SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0)").fetchone()[0])
+        return int(self._conn().execute(f"SELECT COUNT(*) FROM queries q WHERE {_OPEN}").fetchone()[0])
 
     def count_queries(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM queries").fetchone()[0])
@@ -209,9 +209,9 @@ class PreferenceStore:
         now = time.time()
         with self._tx() as c:
             rows = c.execute(
-                "SELECT id, left_clip, right_clip, created, env_step FROM queries q WHERE NOT EXISTS "
-                "(SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0) AND (claimed_by IS NULL OR "
-                "claimed_by = ? OR claimed_at < ?) ORDER BY id", (labeler, now - lease_s)).fetchall()
+                f"SELECT id, left_clip, right_clip, created, env_step FROM queries q WHERE {_OPEN} "
+                "AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?) ORDER BY id",
+                (labeler, now - lease_s)).fetchall()
             for r in rows:
                 if r[0] not in exclude:
                     c.execute("UPDATE queries SET claimed_by=?, claimed_at=? WHERE id=?", (labeler, now, r[0]))

@@ -24,7 +24,7 @@ def make_vec_env(spec: str, n_envs: int, seed: int, fixed_horizon: bool = False,
     Every step records the simulator state for render on demand; an env whose state cannot be restored
     records rendered frames instead, when `frames_if_needed` (a person will watch its clips).
     """
-    probe = make_env(spec)  # fail here, with the clear error, rather than inside a worker
+    probe = make_env(spec)  # what kind of env it is decides what each copy records
     if fixed_horizon and episode_limit(probe) is None:
         fixed_horizon = False  # without a time limit an episode would never end
     record_frames = frames_if_needed and not can_restore(probe)
