@@ -146,6 +146,10 @@ class TrainConfig:
     """Train with early termination ignored (episodes end only at the time limit), as imitation's seals envs do.
     Off by default: measured on Hopper-v5 with 700 labels, a fallen hopper lying out a fixed 1000-step episode
     learned nothing by 150k steps (return ~5), while with termination it reached ~990 by 47k steps."""
+    absorbing: bool = True
+    """Clips cut short by termination are padded with an absorbing state whose reward the model learns from
+    the labels, and the agent receives that reward for the steps it loses by terminating. Without it a
+    zero-mean learned reward gives staying alive no value (measured on Hopper-v5: see docs/benchmarks.md)."""
     threads: int = 1
     """torch CPU threads. Small MLPs are fastest on one (measured: 12 s vs 395 s for the same run with
     torch's default threads while the other core was busy)."""

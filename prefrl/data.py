@@ -36,6 +36,8 @@ class Clip:
         start: step within that episode where the clip starts.
         states: (T, S) simulator state before each step, for re-rendering (MuJoCo qpos|qvel), or None.
         frames: (T, H, W, 3) uint8 frames recorded while acting, when state cannot be restored, or None.
+        absorbing: how many of the last steps are the absorbing state after the episode terminated: there
+            obs, acts, states and frames repeat the last real step and the true reward is 0.
         id: the clip's row in the preference store, once stored.
     """
 
@@ -47,6 +49,7 @@ class Clip:
     start: int = 0
     states: np.ndarray | None = None
     frames: np.ndarray | None = None
+    absorbing: int = 0
     id: int | None = field(default=None, compare=False)
 
     @property
@@ -63,6 +66,8 @@ class Clip:
             arrays["states"] = self.states
         if self.frames is not None:
             arrays["frames"] = self.frames
+        if self.absorbing:
+            arrays["absorbing"] = np.asarray(self.absorbing)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         return buf.getvalue()
@@ -73,7 +78,8 @@ class Clip:
         with np.load(io.BytesIO(blob)) as z:
             return cls(obs=z["obs"], acts=z["acts"], true_rewards=z["true_rewards"], env_step=env_step,
                        episode=episode, start=start, states=z["states"] if "states" in z else None,
-                       frames=z["frames"] if "frames" in z else None, id=id)
+                       frames=z["frames"] if "frames" in z else None,
+                       absorbing=int(z["absorbing"]) if "absorbing" in z else 0, id=id)
 
 
 @dataclass(frozen=True)

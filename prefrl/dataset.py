@@ -40,6 +40,7 @@ def export_labels(store: PreferenceStore, out: Path) -> int:
                 "query_id": q.id, "left_clip": q.left_id, "right_clip": q.right_id, "env_id": store.env_id,
                 "left_start": left.start, "left_episode": left.episode, "right_start": right.start,
                 "right_episode": right.episode, "clip_length": left.length, "env_step": q.env_step,
+                "left_absorbing": left.absorbing, "right_absorbing": right.absorbing,
                 "label": lab.answer.value, "labeler": lab.labeler, "time": lab.created,
             }) + "\n")
     np.savez_compressed(clips_path(out), **arrays)  # type: ignore[arg-type]
@@ -64,7 +65,7 @@ def import_labels(store: PreferenceStore, src: Path) -> int:
                     new_ids[cid] = store.add_clip(Clip(
                         obs=a["obs"], acts=a["acts"], true_rewards=a["true_rewards"], states=a.get("states"),
                         frames=a.get("frames"), env_step=int(row["env_step"]), episode=int(row[f"{side}_episode"]),
-                        start=int(row[f"{side}_start"])))
+                        start=int(row[f"{side}_start"]), absorbing=int(row.get(f"{side}_absorbing", 0))))
             qid = store.add_query(new_ids[int(row["left_clip"])], new_ids[int(row["right_clip"])],
                                   env_step=int(row["env_step"]))
             store.add_label(qid, Answer(row["label"]), str(row["labeler"]))

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from prefrl.agent import make_agent, resolve_agent_config, resolve_device
 from prefrl.config import AgentConfig, TrainConfig
-from prefrl.environments import env_has_true_reward, make_env, score_functions
+from prefrl.environments import env_has_true_reward, episode_limit, make_env, score_functions
 from prefrl.errors import PrefrlError
 from prefrl.report import evaluate_agent, record_video, write_report
 from prefrl.reward_model import RewardEnsemble
@@ -73,12 +73,16 @@ def train(cfg: TrainConfig) -> TrainResult:
     if human and "rgb_array" not in probe.metadata.get("render_modes", []):
         raise PrefrlError(f"env '{cfg.env}' cannot render rgb_array frames, so a person cannot see its clips: "
                           "add 'rgb_array' to its metadata['render_modes'] and render(), or use a synthetic --teacher")
+    horizon = episode_limit(probe)
     probe.close()
     venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human)
     model = RewardEnsemble(venv.observation_space, venv.action_space, cfg.reward_model).to(
         resolve_device(cfg.device, "reward_model")) if learned else None
-    recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips) if learned else None
-    wrapper = RewardVecEnvWrapper(venv, model.reward if model is not None else None, recorder)
+    recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips,
+                            absorbing=cfg.absorbing) if learned else None
+    absorbing_reward = model.absorbing_reward if model is not None and cfg.absorbing else None
+    wrapper = RewardVecEnvWrapper(venv, model.reward if model is not None else None, recorder, absorbing_reward,
+                                  gamma=agent_cfg.gamma or 0.99, horizon=horizon)
     state = run.read_state()
     outer, agent = _agent(cfg, agent_cfg, run, wrapper)
     agent.set_logger(configure_logger(str(run.tensorboard), ["tensorboard"]))

@@ -62,6 +62,7 @@ class RewardEnsemble(nn.Module):
             layers += [EnsembleLinear(cfg.members, a, b), nn.LeakyReLU(0.01)]
         layers.append(EnsembleLinear(cfg.members, dims[-1], 1))
         self.net = nn.Sequential(*layers)
+        self.absorbing = nn.Parameter(torch.zeros(cfg.members))
         d = self.obs_dim + self.act_dim
         self.register_buffer("in_mean", torch.zeros(d))
         self.register_buffer("in_std", torch.ones(d))
@@ -105,6 +106,23 @@ class RewardEnsemble(nn.Module):
         view = (self.members,) + (1,) * (r.dim() - 1)
         return (r - self.out_mean.view(view)) / self.out_std.view(view)
 
+    def clip_returns(self, r: torch.Tensor, absorbing: torch.Tensor, absorbing_reward: torch.Tensor) -> torch.Tensor:
+        """Clip returns (E, ...) from per-step rewards r (E, ..., T), where the last `absorbing` (...) or
+        (E, ...) steps of each clip are the absorbing state, worth `absorbing_reward` (E,) each."""
+        steps = r.shape[-1]
+        live = torch.arange(steps, device=r.device) < (steps - absorbing).unsqueeze(-1)
+        view = (self.members,) + (1,) * (r.dim() - 2)
+        return (r * live).sum(-1) + absorbing * absorbing_reward.view(view)
+
+    def normalised_absorbing(self) -> torch.Tensor:
+        """Each member's absorbing-state reward on the scale of `normalised`: (E,)."""
+        return (self.absorbing - self.out_mean) / self.out_std
+
+    @torch.no_grad()
+    def absorbing_reward(self) -> float:
+        """What the agent receives per step of the absorbing state (0 until the model has seen labels)."""
+        return float(self.normalised_absorbing().mean()) if bool(self.fitted) else 0.0
+
     @torch.no_grad()
     def fit_output_normalisation(self, obs: np.ndarray, acts: np.ndarray) -> None:
         r = self.raw(self.features(obs, acts))
@@ -123,4 +141,6 @@ class RewardEnsemble(nn.Module):
         torch.save(self.state_dict(), path)
 
     def load(self, path: Path) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        state.setdefault("absorbing", torch.zeros_like(self.absorbing))  # saved before absorbing states existed
+        self.load_state_dict(state)

@@ -22,12 +22,15 @@ class PreferenceData:
         right: (P, T, D) features of the right clips.
         target: (P,) probability that left is better (1, 0, or 0.5 for "equal").
         is_val: (P,) bool, held out for validation.
+        left_absorbing, right_absorbing: (P,) absorbing steps at the end of each clip (see `Clip.absorbing`).
     """
 
     left: torch.Tensor
     right: torch.Tensor
     target: torch.Tensor
     is_val: torch.Tensor
+    left_absorbing: torch.Tensor
+    right_absorbing: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -99,6 +102,7 @@ class RewardTrainer:
         self.l2 = cfg.l2
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self._features: dict[int, torch.Tensor] = {}
+        self._absorbing: dict[int, int] = {}
 
     def data_from_store(self, store: PreferenceStore) -> PreferenceData | None:
         """Every comparison label, plus comparisons implied by ratings of single clips."""
@@ -112,11 +116,18 @@ class RewardTrainer:
                 if cid not in self._features:
                     clip = store.clip(cid)
                     self._features[cid] = self.model.features(clip.obs, clip.acts)
+                    self._absorbing[cid] = clip.absorbing
         dev = self.model.device
-        return PreferenceData(left=torch.stack([self._features[a] for a, _, _, _ in triples]),
-                              right=torch.stack([self._features[b] for _, b, _, _ in triples]),
+
+        def absorbing(ids: list[int]) -> torch.Tensor:
+            return torch.tensor([self._absorbing[c] for c in ids], device=dev, dtype=torch.float32)
+
+        lefts, rights = [a for a, _, _, _ in triples], [b for _, b, _, _ in triples]
+        return PreferenceData(left=torch.stack([self._features[a] for a in lefts]),
+                              right=torch.stack([self._features[b] for b in rights]),
                               target=torch.tensor([t for _, _, t, _ in triples], device=dev, dtype=torch.float32),
-                              is_val=torch.tensor([v for _, _, _, v in triples], device=dev))
+                              is_val=torch.tensor([v for _, _, _, v in triples], device=dev),
+                              left_absorbing=absorbing(lefts), right_absorbing=absorbing(rights))
 
     def update(self, data: PreferenceData) -> RewardStats:
         """Train every member for a few epochs on the labels, then adapt L2."""
@@ -137,9 +148,11 @@ class RewardTrainer:
         for _ in range(steps):
             pick = torch.as_tensor(self.rng.integers(0, n, size=(e, min(cfg.batch_size, n))), device=model.device)
             idx = train_idx[torch.gather(boot, 1, pick)]  # (E, B): each member its own batch
-            loss = preference_loss(model.raw_per_member(data.left[idx]).sum(-1),
-                                   model.raw_per_member(data.right[idx]).sum(-1),
-                                   data.target[idx], cfg.random_answer).mean(1).sum()
+            ret_left = model.clip_returns(model.raw_per_member(data.left[idx]), data.left_absorbing[idx],
+                                          model.absorbing)
+            ret_right = model.clip_returns(model.raw_per_member(data.right[idx]), data.right_absorbing[idx],
+                                           model.absorbing)
+            loss = preference_loss(ret_left, ret_right, data.target[idx], cfg.random_answer).mean(1).sum()
             loss = loss + self.l2 * self._weight_norm()
             self.opt.zero_grad()
             loss.backward()
@@ -163,8 +176,9 @@ class RewardTrainer:
         """Mean member loss, and the ensemble's accuracy on the non-equal labels, over `mask`."""
         if int(mask.sum()) == 0:
             return float("nan"), float("nan")
-        ret_l = self.model.raw(data.left[mask]).sum(-1)  # (E, P)
-        ret_r = self.model.raw(data.right[mask]).sum(-1)
+        m = self.model
+        ret_l = m.clip_returns(m.raw(data.left[mask]), data.left_absorbing[mask], m.absorbing)  # (E, P)
+        ret_r = m.clip_returns(m.raw(data.right[mask]), data.right_absorbing[mask], m.absorbing)
         target = data.target[mask]
         loss = preference_loss(ret_l, ret_r, target, self.cfg.random_answer).mean().item()
         decided = target != 0.5

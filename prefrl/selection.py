@@ -54,7 +54,9 @@ class EnsembleSelector:
         used = sorted({i for p in pairs for i in p})
         pos = {c: k for k, c in enumerate(used)}
         feats = torch.stack([self.model.features(clips[i].obs, clips[i].acts) for i in used])
-        returns = self.model.normalised(feats).sum(-1)  # (E, C)
+        absorbing = torch.tensor([clips[i].absorbing for i in used], dtype=torch.float32, device=feats.device)
+        returns = self.model.clip_returns(self.model.normalised(feats), absorbing,
+                                          self.model.normalised_absorbing())  # (E, C)
         left = torch.tensor([pos[a] for a, _ in pairs])
         right = torch.tensor([pos[b] for _, b in pairs])
         p = torch.sigmoid(returns[:, left] - returns[:, right])  # (E, P)

@@ -18,12 +18,14 @@ RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class ClipRecorder:
     """Cuts each env copy's stream of steps into fixed-length clips that never cross an episode boundary.
 
-    The most recent `capacity` clips are kept as candidates for queries; the partial clip at the end of
-    an episode is dropped.
+    The most recent `capacity` clips are kept as candidates for queries. A clip cut short by termination
+    is padded with the absorbing state (see `record`); one cut short by a time limit is dropped.
     """
 
-    def __init__(self, n_envs: int, clip_length: int, capacity: int = 2000) -> None:
+    def __init__(self, n_envs: int, clip_length: int, capacity: int = 2000, absorbing: bool = True) -> None:
         self.clip_length = clip_length
+        self.absorbing = absorbing
+        self._is_frames = False
         self.clips: deque[Clip] = deque(maxlen=capacity)
         self._obs: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
         self._acts: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
@@ -36,30 +38,44 @@ class ClipRecorder:
 
     def record(self, obs: np.ndarray, acts: np.ndarray, true_rewards: np.ndarray, dones: np.ndarray,
                env_step: int, infos: list[dict] | None = None) -> None:
-        """One vectorised step; `infos` may carry "prefrl_state" or "prefrl_frame" (see StateRecorder)."""
+        """One vectorised step; `infos` may carry "prefrl_state" or "prefrl_frame" (see StateRecorder).
+
+        When an episode terminates (not at a time limit) mid-clip and `absorbing` is on, the clip is
+        completed with the absorbing state; otherwise the partial clip is dropped.
+        """
         for i in range(len(dones)):
+            info = infos[i] if infos is not None else {}
             self._obs[i].append(np.array(obs[i], copy=True))
             self._acts[i].append(np.array(acts[i], copy=True))
             self._rews[i].append(float(true_rewards[i]))
-            info = infos[i] if infos is not None else {}
             self._extra[i].append(info.get("prefrl_state", info.get("prefrl_frame")))
-            if len(self._obs[i]) == self.clip_length:
-                start = int(self._t[i]) + 1 - self.clip_length
-                extra = self._extra[i]
-                stacked = np.stack(extra) if all(e is not None for e in extra) else None  # type: ignore[arg-type]
-                is_frames = "prefrl_frame" in info
-                self.clips.append(Clip(obs=np.stack(self._obs[i]), acts=np.stack(self._acts[i]),
-                                       true_rewards=np.asarray(self._rews[i], dtype=np.float32),
-                                       env_step=env_step, episode=int(self._episode[i]), start=start,
-                                       states=None if is_frames else stacked, frames=stacked if is_frames else None))
-                self.total_clips += 1
-                self._clear(i)
+            self._is_frames = self._is_frames or "prefrl_frame" in info
+            terminated = bool(dones[i]) and not info.get("TimeLimit.truncated", False)
+            if len(self._obs[i]) == self.clip_length or (terminated and self.absorbing):
+                self._emit(i, env_step)
             self._t[i] += 1
             if dones[i]:
                 self._clear(i)
                 self._t[i] = 0
                 self._episode[i] = self._next_episode
                 self._next_episode += 1
+
+    def _emit(self, i: int, env_step: int) -> None:
+        live = len(self._obs[i])
+        pad = self.clip_length - live
+
+        def padded(xs: list) -> np.ndarray:
+            return np.stack(xs + [xs[-1]] * pad)
+
+        extra = self._extra[i]
+        stacked = padded(extra) if all(e is not None for e in extra) else None  # type: ignore[arg-type]
+        self.clips.append(Clip(obs=padded(self._obs[i]), acts=padded(self._acts[i]),
+                               true_rewards=np.asarray(self._rews[i] + [0.0] * pad, dtype=np.float32),
+                               env_step=env_step, episode=int(self._episode[i]), start=int(self._t[i]) + 1 - live,
+                               states=None if self._is_frames else stacked,
+                               frames=stacked if self._is_frames else None, absorbing=pad))
+        self.total_clips += 1
+        self._clear(i)
 
     def _clear(self, i: int) -> None:
         self._obs[i].clear()
@@ -72,9 +88,9 @@ class ClipRecorder:
         self.clips = deque((c for i, c in enumerate(self.clips) if i not in indices), maxlen=self.clips.maxlen)
 
     def recent_steps(self) -> tuple[np.ndarray, np.ndarray]:
-        """All (obs, acts) of the buffered clips, for normalising the reward model's output."""
-        obs = np.concatenate([c.obs for c in self.clips])
-        acts = np.concatenate([c.acts for c in self.clips])
+        """All real (obs, acts) of the buffered clips, for normalising the reward model's output."""
+        obs = np.concatenate([c.obs[:c.length - c.absorbing] for c in self.clips])
+        acts = np.concatenate([c.acts[:c.length - c.absorbing] for c in self.clips])
         return obs, acts
 
 
@@ -83,12 +99,21 @@ class RewardVecEnvWrapper(VecEnvWrapper):
 
     The true reward stays visible to loggers as ``info["true_reward"]``; episode sums of both rewards
     are kept in `episode_returns` as (true return, predicted return).
+
+    With `absorbing_reward`, an episode that terminates before its time limit `horizon` also receives
+    the discounted reward of the absorbing state for the steps it would have had left, on its last step.
     """
 
-    def __init__(self, venv: VecEnv, reward_fn: RewardFn | None, recorder: ClipRecorder | None = None) -> None:
+    def __init__(self, venv: VecEnv, reward_fn: RewardFn | None, recorder: ClipRecorder | None = None,
+                 absorbing_reward: Callable[[], float] | None = None, gamma: float = 0.99,
+                 horizon: int | None = None) -> None:
         super().__init__(venv)
         self.reward_fn = reward_fn
         self.recorder = recorder
+        self.absorbing_reward = absorbing_reward
+        self.gamma = gamma
+        self.horizon = horizon
+        self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
         self.env_step = 0
         self._last_obs: np.ndarray | None = None
         self._actions: np.ndarray | None = None
@@ -101,6 +126,7 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         self._last_obs = np.asarray(obs)
         self._true_sum[:] = 0
         self._pred_sum[:] = 0
+        self._episode_steps[:] = 0
         return obs  # type: ignore[return-value]
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -114,6 +140,11 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         rewards = true_rewards if self.reward_fn is None else self.reward_fn(prev_obs, acts)
         rewards = np.asarray(rewards, dtype=np.float32).reshape(self.num_envs)
         self.env_step += self.num_envs
+        self._episode_steps += 1
+        if self.absorbing_reward is not None:
+            for k in np.flatnonzero(dones):
+                if not infos[k].get("TimeLimit.truncated", False):
+                    rewards[k] += self.absorbing_reward() * self.tail_weight(int(self._episode_steps[k]))
         if self.recorder is not None:
             self.recorder.record(prev_obs, acts, true_rewards, dones, self.env_step, infos)
         self._true_sum += true_rewards
@@ -124,5 +155,14 @@ class RewardVecEnvWrapper(VecEnvWrapper):
                 self.episode_returns.append((float(self._true_sum[i]), float(self._pred_sum[i])))
                 self._true_sum[i] = 0
                 self._pred_sum[i] = 0
+                self._episode_steps[i] = 0
         self._last_obs = np.asarray(obs)
         return obs, rewards, dones, infos
+
+    def tail_weight(self, steps_taken: int) -> float:
+        """Discounted number of absorbing steps after a termination at `steps_taken`, seen from the last step."""
+        g = self.gamma
+        if self.horizon is None:
+            return g / (1 - g) if g < 1 else 0.0
+        left = max(self.horizon - steps_taken, 0)
+        return g * (1 - g**left) / (1 - g) if g < 1 else float(left)

@@ -68,3 +68,34 @@ def not_an_env() -> int:
 
 def needs_an_argument(size):  # type: ignore[no-untyped-def]
     return PointReachEnv(size=size)
+
+
+class Ledge(gym.Env[np.ndarray, int]):
+    """Staying alive is the task: +1 a step, and the episode terminates when the walker steps off a ledge at
+    |x| >= 0.5. Random steps fall off in ~40 steps; a policy that holds the middle lasts the 100-step limit."""
+
+    metadata = {"render_modes": [], "render_fps": 10}
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+        self.x = 0.0
+
+    def get_state(self) -> np.ndarray:
+        return np.array([self.x])
+
+    def set_state(self, state: np.ndarray) -> None:
+        self.x = float(state[0])
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.x = float(self.np_random.uniform(-0.1, 0.1))
+        return np.array([self.x], dtype=np.float32), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.x += 0.1 * (int(action) - 1) + float(self.np_random.normal(0, 0.02))
+        return np.array([self.x], dtype=np.float32), 1.0, abs(self.x) >= 0.5, False, {}
+
+
+def make_ledge() -> gym.Env:
+    return TimeLimit(Ledge(), max_episode_steps=100)

@@ -45,3 +45,17 @@ def test_halfcheetah_preferences_reach_80_percent_of_true_reward(tmp_path):
 
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["ratio_preferences_to_true"] >= 0.8, summary
+
+
+def test_absorbing_state_teaches_an_agent_to_stay_alive(tmp_path):
+    """On the ledge the only thing that matters is not terminating. The learned reward of every real step is
+    alike, so without the absorbing state a zero-mean reward gives the agent nothing to go on."""
+    common = dict(env="tests.factories:make_ledge", steps=6_000, labels=80, seed=0, video_steps=0,
+                  eval_episodes=20, progress=False)
+    with_absorbing = train(TrainConfig(**common, out=tmp_path / "on"))  # type: ignore[arg-type]
+    without = train(TrainConfig(**common, out=tmp_path / "off", absorbing=False))  # type: ignore[arg-type]
+    random_return = _random_policy_return("tests.factories:make_ledge")
+    assert random_return < 60
+    assert with_absorbing.final_true_return >= 90, (with_absorbing.final_true_return, random_return)
+    assert with_absorbing.final_true_return > without.final_true_return + 20, (
+        with_absorbing.final_true_return, without.final_true_return)

@@ -29,7 +29,8 @@ def _synthetic_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int) ->
         target.append(1.0 if rl > rr else 0.0)
     is_val = torch.zeros(n, dtype=torch.bool)
     is_val[int(0.7 * n):] = True
-    return PreferenceData(torch.stack(left), torch.stack(right), torch.tensor(target), is_val)
+    none = torch.zeros(n)
+    return PreferenceData(torch.stack(left), torch.stack(right), torch.tensor(target), is_val, none, none)
 
 
 def test_reward_model_learns_a_known_preference(rng):
@@ -80,3 +81,40 @@ def test_loss_models_a_teacher_who_sometimes_answers_at_random():
     assert torch.isclose(loss, -torch.log(torch.tensor(0.05)), atol=1e-4)
     equal = preference_loss(torch.tensor(0.0), torch.tensor(0.0), torch.tensor(0.5), 0.1)
     assert torch.isclose(equal, torch.log(torch.tensor(2.0)))
+
+
+def _absorbing_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int, alive: float) -> PreferenceData:
+    """Pairs of clips worth `alive` + obs[0] per real step and 0 per absorbing step, labelled by their returns."""
+
+    def clip() -> tuple[torch.Tensor, int, float]:
+        o, a = rng.normal(size=(T, OBS)), rng.uniform(-1, 1, size=(T, ACT))
+        absorbing = int(rng.integers(0, T)) if rng.random() < 0.5 else 0
+        live = T - absorbing
+        return model.features(o, a), absorbing, float((alive + 0.3 * o[:live, 0]).sum())
+
+    rows = [(clip(), clip()) for _ in range(n)]
+    is_val = torch.zeros(n, dtype=torch.bool)
+    is_val[int(0.7 * n):] = True
+    return PreferenceData(left=torch.stack([lf for (lf, _, _), _ in rows]),
+                          right=torch.stack([rf for _, (rf, _, _) in rows]),
+                          target=torch.tensor([1.0 if rl > rr else 0.0 for (_, _, rl), (_, _, rr) in rows]),
+                          is_val=is_val,
+                          left_absorbing=torch.tensor([float(la) for (_, la, _), _ in rows]),
+                          right_absorbing=torch.tensor([float(ra) for _, (_, ra, _) in rows]))
+
+
+def test_teacher_answers_decide_whether_terminating_is_good_or_bad(rng):
+    """Where living pays, the absorbing state is learned to be worse than a typical step; where every step
+    costs, better. Either way clips cut short by termination are ranked correctly."""
+    for alive, sign in ((1.0, -1), (-1.0, 1)):
+        torch.manual_seed(0)
+        cfg = RewardModelConfig(epochs=60, max_updates=1500)
+        model = _model(cfg)
+        data = _absorbing_pairs(model, rng, 600, alive)
+        trainer = RewardTrainer(model, cfg, rng)
+        for _ in range(2):
+            stats = trainer.update(data)
+        assert stats.val_accuracy >= 0.85, (alive, stats)
+        obs, acts = rng.normal(size=(500, OBS)), rng.uniform(-1, 1, size=(500, ACT))
+        model.fit_output_normalisation(obs, acts)
+        assert np.sign(model.absorbing_reward()) == sign and abs(model.absorbing_reward()) > 1, (alive, model.absorbing_reward())

@@ -2,6 +2,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from prefrl.environments import make_env
+from prefrl.states import StateRecorder
 from prefrl.wrapper import ClipRecorder, RewardVecEnvWrapper
 
 
@@ -58,3 +59,49 @@ def test_forget_drops_asked_clips():
     assert len(rec.clips) == 4
     rec.forget({0, 2})
     assert [int(c.obs[0, 0]) for c in rec.clips] == [2, 6]
+
+
+def _ledge_venv(n: int) -> DummyVecEnv:
+    venv = DummyVecEnv([lambda: StateRecorder(make_env("tests.factories:make_ledge")) for _ in range(n)])
+    venv.seed(0)
+    return venv
+
+
+def test_clips_cut_short_by_termination_end_in_the_absorbing_state():
+    rec = ClipRecorder(n_envs=1, clip_length=10, capacity=100)
+    w = RewardVecEnvWrapper(_ledge_venv(1), None, rec)
+    w.reset()
+    for _ in range(8):  # always step right: off the ledge after 5 or 6 steps, long before the time limit
+        w.step(np.array([2]))
+    first = rec.clips[0]
+    live = first.length - first.absorbing
+    assert first.length == 10 and 4 <= live <= 7
+    assert first.true_rewards[:live].tolist() == [1.0] * live and not first.true_rewards[live:].any()
+    # the absorbing steps repeat the last real step, so a person sees the clip freeze where it ended
+    assert np.all(first.obs[live:] == first.obs[live - 1]) and np.all(first.states[live:] == first.states[live - 1])
+    assert abs(first.obs[live - 1, 0]) < 0.5 <= abs(first.obs[live - 1, 0] + 0.1) + 0.05
+    # off: the partial clip is dropped, as at a time limit
+    rec_off = ClipRecorder(n_envs=1, clip_length=10, capacity=100, absorbing=False)
+    w_off = RewardVecEnvWrapper(_ledge_venv(1), None, rec_off)
+    w_off.reset()
+    for _ in range(8):
+        w_off.step(np.array([2]))
+    assert len(rec_off.clips) == 0
+
+
+def test_agent_receives_the_absorbing_reward_for_the_steps_it_loses_by_terminating():
+    w = RewardVecEnvWrapper(_ledge_venv(2), lambda o, a: np.zeros(len(o)), None, absorbing_reward=lambda: -2.0,
+                            gamma=0.9, horizon=100)
+    w.reset()
+    got = []
+    for _ in range(8):
+        _, rewards, dones, _ = w.step(np.array([2, 1]))  # env 0 walks off the ledge; env 1 stays
+        got.append((rewards.copy(), dones.copy()))
+    ended = [(t, r) for t, (r, d) in enumerate(got) if d[0]]
+    assert len(ended) == 1
+    t, rewards = ended[0]
+    # steps t+1..99 of the absorbing state, discounted from the last real step
+    expected = -2.0 * sum(0.9**k for k in range(1, 100 - t))
+    assert np.isclose(rewards[0], expected, rtol=1e-4) and rewards[1] == 0.0
+    assert all(r[0] == 0.0 for r, _ in got[:t])
+    assert np.isclose(w.tail_weight(100), 0.0) and w.tail_weight(1) > w.tail_weight(50) > 0
