@@ -44,13 +44,15 @@ def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
 
 
 def make_jobs(envs: list[str], seeds: list[int], arms: list[str], steps: int, root: Path,
-              teacher_params: TeacherConfig | None = None) -> list[Job]:
+              teacher_params: TeacherConfig | None = None, evaluations: int = 10) -> list[Job]:
+    """One job per (env, seed, arm); each also scores its agent `evaluations` times along the way."""
     teacher_params = teacher_params or TeacherConfig()
     jobs = []
     for env in envs:
         for seed in seeds:
             for arm in arms:
                 base = TrainConfig(env=env, steps=steps, seed=seed, progress=False, video_steps=0, eval_episodes=10,
+                                   eval_every=steps // evaluations if evaluations else 0,
                                    teacher_params=teacher_params, queries=QueryConfig(),
                                    out=root / env.replace("/", "_") / arm / f"seed{seed}")
                 jobs.append(Job(env, seed, arm, arm_config(base, arm)))
@@ -82,6 +84,28 @@ def run_jobs(jobs: list[Job], workers: int, log_path: Path) -> list[dict[str, An
             log.write(json.dumps(res) + "\n")
             log.flush()
     return results
+
+
+def results_from_runs(root: Path, at_steps: int) -> list[dict[str, Any]]:
+    """Results at `at_steps` env steps from the run directories under `root` (ENV/ARM/seedN), finished or not:
+    a run finished at that budget gives its final score, others their first evaluation at or past it.
+    Runs that have not reached it are left out."""
+    rows = []
+    for metrics in sorted(root.glob("*/*/seed*/metrics.csv")):
+        run = RunDir(metrics.parent)
+        summary = run.read_state().get("summary")
+        env = json.loads(run.config.read_text())["env"]
+        arm, seed = metrics.parent.parent.name, int(metrics.parent.name.removeprefix("seed"))
+        if summary is not None and abs(summary["env_steps"] - at_steps) < at_steps // 20:
+            rows.append({"env": env, "seed": seed, "arm": arm, **summary})
+            continue
+        due = [r for r in run.read_metrics()
+               if r["env_steps"] >= at_steps and not np.isnan(r.get("eval_return", np.nan))]
+        if due:
+            r = due[0]
+            rows.append({"env": env, "seed": seed, "arm": arm, "env_steps": int(r["env_steps"]),
+                         "labels": int(r["labels"]), "final_true_return": r["eval_return"], "wall_s": r["wall_s"]})
+    return rows
 
 
 def iqm(x: list[float]) -> float:

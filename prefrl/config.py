@@ -155,6 +155,9 @@ class TrainConfig:
     torch's default threads while the other core was busy)."""
     eval_episodes: int = 5
     """Episodes of the final agent scored on the true reward."""
+    eval_every: int = 0
+    """Also score the agent every this many env steps (at the next reward-model update), into metrics.csv's
+    eval_return column: learning curves, and results at smaller budgets of an unfinished run. 0: only at the end."""
     video_steps: int = 300
     """Length of agent.mp4 in env steps (0: no video)."""
     progress: bool = True

@@ -137,7 +137,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             torch.save(trainer.state_dict(), run.reward_model / "trainer.pt")
         run.write_state({"env_steps": wrapper.env_step, "agent_steps": agent.num_timesteps})
 
-    def log_metrics() -> None:
+    def log_metrics(eval_return: float = math.nan) -> None:
         recent = list(wrapper.episode_returns)[-10:]
         row = {
             "env_steps": wrapper.env_step,
@@ -148,6 +148,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             "rm_val_accuracy": stats.val_accuracy if stats else math.nan,
             "rm_val_loss": stats.val_loss if stats else math.nan,
             "rm_l2": stats.l2 if stats else math.nan,
+            "eval_return": eval_return,
         }
         run.append_metrics(row)
         for k, v in row.items():
@@ -168,6 +169,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     # Stage 2: the agent learns on the learned reward; labels keep coming as scheduled.
     progress = _ProgressCallback(bar)
     while wrapper.env_step < cfg.steps:
+        before = wrapper.env_step
         agent.learn(min(chunk, cfg.steps - wrapper.env_step), reset_num_timesteps=False, callback=progress)
         if store is not None:
             due = schedule.due(agent.num_timesteps) - store.count_queries()
@@ -176,7 +178,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             if teacher is not None:
                 answer_pending(store, teacher)
             stats = update_reward_model() or stats
-        log_metrics()
+        due_eval = cfg.eval_every > 0 and wrapper.env_step // cfg.eval_every > before // cfg.eval_every
+        log_metrics(evaluate_agent(agent, outer, cfg.env, cfg.eval_episodes, seed=cfg.seed + 10_000,
+                                   score=episode_score) if due_eval else math.nan)
         checkpoint()
     bar.close()
 

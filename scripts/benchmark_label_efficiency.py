@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tyro
 
-from prefrl.benchmark import markdown, run_benchmark, summarise
+from prefrl.benchmark import markdown, results_from_runs, run_benchmark, summarise
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,19 @@ class Args:
     title: str = "Label efficiency"
     results: list[Path] = field(default_factory=list)
     """Only write the report, from these results.jsonl files of earlier runs (nothing is trained)."""
+    from_runs: Path | None = None
+    """Only write the report, from the run directories under this root (finished or not) at --at-steps."""
+    at_steps: int = 0
+    """With --from-runs: the budget to report (each run's evaluation at or just past it)."""
 
 
 def main() -> None:
     args = tyro.cli(Args)
-    if args.results:
+    if args.from_runs is not None:
+        at = args.at_steps or args.steps
+        rows = results_from_runs(args.from_runs, at)
+        summary = summarise(rows, at, wall_s=max((r["wall_s"] for r in rows), default=0))
+    elif args.results:
         rows = [json.loads(line) for f in args.results for line in f.read_text().splitlines() if line.strip()]
         summary = summarise(rows, args.steps, wall_s=sum(r["wall_s"] for r in rows) / max(1, args.workers))
     else:

@@ -1,0 +1,32 @@
+"""Where each run of a (possibly still running) benchmark stands: its steps, labels and latest evaluation.
+
+    python scripts/benchmark_progress.py runs/benchmark
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from prefrl.run_dir import RunDir
+
+
+def main(root: Path) -> None:
+    print(f"{'run':<40} {'steps':>9} {'labels':>6} {'wall s':>7} {'last eval':>10} {'final':>8}")
+    for metrics in sorted(root.glob("*/*/seed*/metrics.csv")):
+        run = RunDir(metrics.parent)
+        rows = run.read_metrics()
+        if not rows:
+            continue
+        evals = [r for r in rows if not math.isnan(r.get("eval_return", math.nan))]
+        summary = run.read_state().get("summary") or {}
+        name = str(metrics.parent.relative_to(root))
+        last = f"{evals[-1]['eval_return']:.0f}@{evals[-1]['env_steps'] / 1000:.0f}k" if evals else "-"
+        final = f"{summary['final_true_return']:.0f}" if summary else "-"
+        r = rows[-1]
+        print(f"{name:<40} {r['env_steps']:>9.0f} {r['labels']:>6.0f} {r['wall_s']:>7.0f} {last:>10} {final:>8}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/benchmark"))

@@ -1,0 +1,35 @@
+import json
+
+import numpy as np
+import pytest
+
+from prefrl.benchmark import arm_config, make_jobs, results_from_runs, run_benchmark
+from prefrl.config import TrainConfig
+from prefrl.errors import PrefrlError
+
+
+def test_arms_name_teacher_labels_and_selection(tmp_path):
+    base = TrainConfig(env="prefrl/PointReach-v0", out=tmp_path)
+    assert arm_config(base, "true").reward == "true"
+    cfg = arm_config(base, "mistake-350-disagreement")
+    assert (cfg.teacher, cfg.labels, cfg.queries.selection, cfg.reward) == ("mistake", 350, "disagreement", "learned")
+    with pytest.raises(PrefrlError, match="TEACHER-LABELS"):
+        arm_config(base, "oracle")
+    jobs = make_jobs(["prefrl/PointReach-v0"], [0, 1], ["true", "oracle-20"], 10_000, tmp_path)
+    assert len(jobs) == 4 and all(j.cfg.eval_every == 1_000 for j in jobs)
+
+
+def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tmp_path):
+    summary = run_benchmark(["prefrl/PointReach-v0"], [0], ["true", "oracle-40"], 4096, 2, tmp_path)
+    arms = summary["envs"]["prefrl/PointReach-v0"]
+    assert set(arms) == {"true", "oracle-40"} and arms["oracle-40"]["labels"] == 40
+    assert arms["oracle-40"]["ratio_to_true"] is not None or arms["true"]["mean"] <= 0
+    logged = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    # at the full budget the run directories give the finished runs' own final scores
+    final = {r["arm"]: r["final_true_return"] for r in results_from_runs(tmp_path, 4096)}
+    assert final == {r["arm"]: r["final_true_return"] for r in logged}
+    # at half the budget, each run's evaluation along the way (as for a run cut off by its machine)
+    half = results_from_runs(tmp_path, 2048)
+    assert len(half) == 2 and all(2048 <= r["env_steps"] < 4096 for r in half)
+    assert all(np.isfinite(r["final_true_return"]) for r in half)
+    assert results_from_runs(tmp_path, 8192) == []
