@@ -18,7 +18,9 @@ from prefrl.environments import is_mujoco
 
 def can_restore(env: gym.Env) -> bool:
     u = env.unwrapped
-    return is_mujoco(env) or atari.is_atari(env) or (callable(getattr(u, "get_state", None)) and callable(getattr(u, "set_state", None)))
+    if is_mujoco(env) or atari.is_atari(env):
+        return True
+    return callable(getattr(u, "get_state", None)) and callable(getattr(u, "set_state", None))
 
 
 def capture(env: gym.Env) -> np.ndarray:
