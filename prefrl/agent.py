@@ -27,6 +27,10 @@ PRESETS: dict[str, AgentConfig] = {
     "prefrl/PointReach": AgentConfig(n_envs=4, n_steps=256, batch_size=128, n_epochs=10, learning_rate=1e-3,
                                      gamma=0.95, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, net_arch=(64, 64),
                                      log_std_init=-0.5, activation="tanh", normalize=False),
+    # RL-zoo Atari PPO (without its linear decay of learning rate and clip range): NatureCNN, no VecNormalize.
+    "ALE/": AgentConfig(n_envs=8, n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, gamma=0.99,
+                        gae_lambda=0.95, clip_range=0.1, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, net_arch=(),
+                        normalize=False, policy="cnn"),
 }
 
 _SB3_DEFAULTS = AgentConfig(n_envs=4, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
@@ -62,7 +66,8 @@ def resolve_device(device: Device, component: str) -> str:
 
 
 def make_agent(cfg: AgentConfig, venv: VecEnv, seed: int, device: Device) -> PPO:
-    """A PPO agent on `venv` (cfg must be resolved: no None fields)."""
+    """A PPO agent on `venv` (cfg must be resolved: no None fields). CNN policies take SB3's defaults (NatureCNN,
+    linear heads) and run on CUDA when there is one."""
     policy_kwargs: dict[str, Any] = {
         "net_arch": {"pi": list(cfg.net_arch or ()), "vf": list(cfg.net_arch or ())},
         "activation_fn": torch.nn.ReLU if cfg.activation == "relu" else torch.nn.Tanh,
@@ -73,5 +78,7 @@ def make_agent(cfg: AgentConfig, venv: VecEnv, seed: int, device: Device) -> PPO
                                           "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")}
     missing = [k for k, v in hyper.items() if v is None]
     assert not missing, f"unresolved agent config: {missing}"
+    if cfg.policy == "cnn":
+        return PPO("CnnPolicy", venv, seed=seed, device=resolve_device(device, "cnn_policy"), verbose=0, **hyper)
     return PPO("MlpPolicy", venv, policy_kwargs=policy_kwargs, seed=seed, device=resolve_device(device, "mlp_policy"),
                verbose=0, **hyper)

@@ -9,10 +9,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
+from prefrl import atari
+from prefrl.config import RewardModelConfig
 from prefrl.environments import env_has_true_reward, episode_limit, make_env, score_functions
 from prefrl.errors import PrefrlError
 from prefrl.render import render_env
+from prefrl.reward_cnn import make_reward_model
 from prefrl.states import can_restore, capture, restore
+from prefrl.vec import make_vec_env
 
 
 @dataclass
@@ -38,6 +42,25 @@ def _space(space: gym.Space) -> str:
     return f"{type(space).__name__}{tuple(space.shape) if space.shape else ''}"
 
 
+def _atari_frames_match(spec: str, renv: gym.Env, steps: int = 60) -> float:
+    """Act at random in the agent's view, re-render the steps from their states, compare with what it saw."""
+    venv = make_vec_env(spec, 1, seed=1)
+    obs = [np.asarray(venv.reset())[0]]
+    states, acts = [], []
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        a = rng.integers(venv.action_space.n, size=1)  # type: ignore[attr-defined]
+        o, _, done, infos = venv.step(a)
+        if done[0]:
+            break
+        obs.append(np.asarray(o)[0])
+        states.append(infos[0]["prefrl_state"])
+        acts.append(a[0])
+    venv.close()
+    frames = atari.render_clip(renv, np.stack(states), np.stack(acts))
+    return atari.newest_frames_match(renv, frames, np.stack(obs))
+
+
 def check_environment(spec: str, teacher_score: str | None = None) -> EnvReport:
     report = EnvReport(spec)
     env = make_env(spec)  # unknown ids and bad factories raise their own clear errors
@@ -48,13 +71,20 @@ def check_environment(spec: str, teacher_score: str | None = None) -> EnvReport:
         report.add(False, f"gymnasium API checker: {type(e).__name__}: {e}")
         report.usable = False
     obs, act = env.observation_space, env.action_space
-    if isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1:
-        report.add(True, f"observation {_space(obs)}: reward model = ensemble of MLPs over (observation, action)")
-    elif isinstance(obs, gym.spaces.Box) and len(obs.shape) == 3:
-        report.add(False, f"observation {_space(obs)} is an image: needs the CNN reward model, not in this version")
-        report.usable = False
-    else:
-        report.add(False, f"observation {_space(obs)}: flatten it to a vector (gymnasium FlattenObservation)")
+    game = atari.is_atari(env)
+    if game:
+        venv = make_vec_env(spec, 1, seed=0)
+        obs = venv.observation_space
+        venv.close()
+        report.add(True, f"Atari game: the agent sees SB3's AtariWrapper + 4 stacked frames {_space(obs)}, "
+                         "CnnPolicy (on CUDA when there is one)")
+    try:
+        kind = type(make_reward_model(obs, act, RewardModelConfig(members=1))).__name__
+        report.add(True, f"observation {_space(obs)}: reward model = " + (
+            "ensemble of CNNs over (image, action one-hot), members in one grouped call"
+            if kind == "CnnRewardEnsemble" else "ensemble of MLPs over (observation, action)"))
+    except (PrefrlError, AssertionError) as e:
+        report.add(False, f"observation {_space(obs)}: {e}")
         report.usable = False
     if isinstance(act, (gym.spaces.Box, gym.spaces.Discrete)):
         report.add(True, f"action {_space(act)}" + (" (one-hot in the reward model)" if isinstance(
@@ -90,7 +120,11 @@ def check_environment(spec: str, teacher_score: str | None = None) -> EnvReport:
         renv = None
     if renv is not None:
         report.restorable = can_restore(renv)
-        if report.restorable:
+        if report.restorable and game:
+            share = _atari_frames_match(spec, renv)
+            report.add(share == 1.0, f"ALE state save/restore: clips are rendered on demand by re-running each step "
+                                     f"from its recorded emulator state; {share:.0%} of frames match the agent's view")
+        elif report.restorable:
             renv.reset(seed=1)
             state = capture(renv)
             before = np.asarray(renv.render())

@@ -108,6 +108,8 @@ class AgentConfig:
     activation: Literal["tanh", "relu"] | None = None
     normalize: bool | None = None
     """VecNormalize observations and rewards."""
+    policy: Literal["mlp", "cnn"] | None = None
+    """SB3 policy: MlpPolicy, or CnnPolicy (NatureCNN) for image observations such as Atari frames."""
 
 
 @dataclass(frozen=True)

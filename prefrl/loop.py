@@ -31,7 +31,7 @@ from prefrl.config import AgentConfig, TrainConfig
 from prefrl.environments import env_has_true_reward, episode_limit, make_env, score_functions
 from prefrl.errors import PrefrlError
 from prefrl.report import evaluate_agent, record_video, write_report
-from prefrl.reward_model import RewardEnsemble
+from prefrl.reward_cnn import make_reward_model
 from prefrl.reward_trainer import RewardStats, RewardTrainer
 from prefrl.run_dir import RunDir
 from prefrl.schedule import LabelSchedule
@@ -76,7 +76,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     horizon = episode_limit(probe)
     probe.close()
     venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human)
-    model = RewardEnsemble(venv.observation_space, venv.action_space, cfg.reward_model).to(
+    model = make_reward_model(venv.observation_space, venv.action_space, cfg.reward_model).to(
         resolve_device(cfg.device, "reward_model")) if learned else None
     recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips,
                             absorbing=cfg.absorbing) if learned else None

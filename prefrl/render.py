@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from prefrl import atari
 from prefrl.data import Clip
 from prefrl.environments import is_mujoco, make_env
 from prefrl.errors import PrefrlError
@@ -22,9 +23,10 @@ log = logging.getLogger(__name__)
 def render_env(spec: str, width: int = 256, height: int = 192) -> gym.Env:
     """The env in rgb_array mode, reset, at a small frame size where the env takes one (MuJoCo does)."""
     probe = make_env(spec)
+    game = atari.is_atari(probe)
     size = {"width": width, "height": height} if is_mujoco(probe) else {}
     probe.close()
-    env = make_env(spec, render_mode="rgb_array", **size)
+    env = atari.make_base(spec, "rgb_array") if game else make_env(spec, render_mode="rgb_array", **size)
     if env.render_mode != "rgb_array":
         raise PrefrlError(f"env '{spec}' was not made in render_mode 'rgb_array', so a person cannot see its clips: "
                           "let its constructor or factory take render_mode and honour 'rgb_array'")
@@ -32,12 +34,17 @@ def render_env(spec: str, width: int = 256, height: int = 192) -> gym.Env:
     return env
 
 
+def playback_fps(env: gym.Env) -> float:
+    """Frames per second that play a clip at the env's own speed (one frame per agent step)."""
+    return atari.playback_fps(env) if atari.is_atari(env) else float(env.metadata.get("render_fps") or 30)
+
+
 class ClipRenderer:
     """Frames of a clip: its recorded frames, or its recorded states restored and rendered one by one."""
 
     def __init__(self, spec: str, width: int = 256, height: int = 192) -> None:
         self.env = render_env(spec, width, height)
-        self.fps = float(self.env.metadata.get("render_fps") or 30)
+        self.fps = playback_fps(self.env)
 
     def frames(self, clip: Clip) -> np.ndarray:
         if clip.frames is not None:
@@ -45,6 +52,8 @@ class ClipRenderer:
         if clip.states is None:
             raise PrefrlError("this clip has neither states nor frames to draw it from: record it with a run whose "
                               "env can save its state, or with --teacher human (which records frames)")
+        if atari.is_atari(self.env):  # the screen is not part of the state: re-run each step from its state
+            return atari.render_clip(self.env, clip.states, clip.acts)
         out = []
         for state in clip.states:
             restore(self.env, state)

@@ -15,10 +15,12 @@ import numpy as np  # noqa: E402
 from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
 
+from prefrl.atari import EMULATOR_FPS, FRAME_SKIP, is_atari_id  # noqa: E402
 from prefrl.data import Clip  # noqa: E402
 from prefrl.environments import make_env  # noqa: E402
 from prefrl.render import render_env, write_mp4  # noqa: E402
 from prefrl.states import StateRecorder  # noqa: E402
+from prefrl.vec import make_vec_env  # noqa: E402
 
 if TYPE_CHECKING:
     from prefrl.run_dir import RunDir
@@ -36,6 +38,8 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
     to each whole episode (as one clip with its recorded states) for tasks whose reward is a scorer."""
     if episodes <= 0:
         return float("nan")
+    if is_atari_id(env_id):
+        return _evaluate_vec(agent, make_vec_env(env_id, 1, seed), episodes)
     env = StateRecorder(make_env(env_id))
     results = []
     for k in range(episodes):
@@ -60,8 +64,35 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
     return float(np.mean(results))
 
 
+def _evaluate_vec(agent: BaseAlgorithm, venv: VecEnv, episodes: int) -> float:
+    """Mean game score over `episodes` whole games in the agent's own view of the env (Monitor's episode info)."""
+    scores: list[float] = []
+    obs = venv.reset()
+    while len(scores) < episodes:
+        action, _ = agent.predict(obs, deterministic=True)  # type: ignore[arg-type]
+        obs, _, _, infos = venv.step(action)
+        scores += [float(i["episode"]["r"]) for i in infos if "episode" in i]
+    venv.close()
+    return float(np.mean(scores[:episodes]))
+
+
+def _video_vec(agent: BaseAlgorithm, env_id: str, path: Path, steps: int, seed: int) -> None:
+    venv = make_vec_env(env_id, 1, seed, render_mode="rgb_array")
+    obs = venv.reset()
+    frames = []
+    for _ in range(steps):
+        frames.append(np.asarray(venv.get_images()[0], dtype=np.uint8))
+        action, _ = agent.predict(obs, deterministic=True)  # type: ignore[arg-type]
+        obs, _, _, _ = venv.step(action)
+    venv.close()
+    write_mp4(path, np.stack(frames), EMULATOR_FPS / FRAME_SKIP)
+
+
 def record_video(agent: BaseAlgorithm, outer: VecEnv, env_id: str, path: Path, steps: int, seed: int) -> None:
     """Write an mp4 of the deterministic policy acting for `steps` steps."""
+    if is_atari_id(env_id):  # the policy needs stacked, preprocessed frames: act in the agent's own view
+        _video_vec(agent, env_id, path, steps, seed)
+        return
     env = render_env(env_id)
     obs, _ = env.reset(seed=seed)
     frames = []

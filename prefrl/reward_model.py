@@ -43,9 +43,7 @@ class RewardEnsemble(nn.Module):
 
     def __init__(self, obs_space: gym.Space, act_space: gym.Space, cfg: RewardModelConfig) -> None:
         super().__init__()
-        if obs_space.shape is None or len(obs_space.shape) > 1:
-            raise PrefrlError(f"observations of shape {obs_space.shape} need the CNN reward model, which this "
-                              "version does not have yet: wrap the env so it returns a flat vector")
+        assert obs_space.shape is not None and len(obs_space.shape) <= 1, "flat observations: see make_reward_model"
         self.obs_dim = int(np.prod(obs_space.shape))
         if isinstance(act_space, gym.spaces.Discrete):
             self.n_actions: int | None = int(act_space.n)

@@ -1,7 +1,8 @@
 """Cheap per-step state for render on demand: record it while acting, restore it to draw a clip later.
 
-MuJoCo envs save qpos|qvel; any env with `get_state()`/`set_state(state)` on its unwrapped class works
-the same way. Other envs fall back to recording rendered frames, which costs a render per step.
+MuJoCo envs save qpos|qvel; Atari games their emulator state (see prefrl.atari); any env with
+`get_state()`/`set_state(state)` on its unwrapped class works the same way. Other envs fall back to
+recording rendered frames, which costs a render per step.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from prefrl import atari
 from prefrl.environments import is_mujoco
 
 
 def can_restore(env: gym.Env) -> bool:
     u = env.unwrapped
-    return is_mujoco(env) or (callable(getattr(u, "get_state", None)) and callable(getattr(u, "set_state", None)))
+    if is_mujoco(env) or atari.is_atari(env):
+        return True
+    return callable(getattr(u, "get_state", None)) and callable(getattr(u, "set_state", None))
 
 
 def capture(env: gym.Env) -> np.ndarray:
     u: Any = env.unwrapped
     if is_mujoco(env):
         return np.concatenate([u.data.qpos, u.data.qvel]).astype(np.float64)
+    if atari.is_atari(env):
+        return atari.capture_state(env)
     return np.array(u.get_state(), dtype=np.float64, copy=True)
 
 
@@ -31,6 +37,8 @@ def restore(env: gym.Env, state: np.ndarray) -> None:
     if is_mujoco(env):
         nq = u.model.nq
         u.set_state(state[:nq], state[nq:])
+    elif atari.is_atari(env):
+        atari.restore_state(env, state)
     else:
         u.set_state(state)
 

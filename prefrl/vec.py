@@ -8,6 +8,7 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from prefrl import atari
 from prefrl.environments import FixedHorizon, episode_limit, make_env
 from prefrl.states import StateRecorder, can_restore
 
@@ -17,14 +18,26 @@ def _monitored(spec: str, fixed_horizon: bool, record_frames: bool) -> gym.Env:
     return Monitor(FixedHorizon(env) if fixed_horizon else env)
 
 
+def _atari(spec: str, render_mode: str | None) -> gym.Env:
+    # Monitor innermost: it logs whole games, not lives; the state is recorded between agent steps.
+    return StateRecorder(atari.preprocess(Monitor(atari.make_base(spec, render_mode))))
+
+
 def make_vec_env(spec: str, n_envs: int, seed: int, fixed_horizon: bool = False,
-                 frames_if_needed: bool = False) -> VecEnv:
+                 frames_if_needed: bool = False, render_mode: str | None = None) -> VecEnv:
     """`n_envs` copies of the env in this process (each Monitor-wrapped, so SB3 logs the true return).
 
     Every step records the simulator state for render on demand; an env whose state cannot be restored
-    records rendered frames instead, when `frames_if_needed` (a person will watch its clips).
+    records rendered frames instead, when `frames_if_needed` (a person will watch its clips). Atari games
+    get SB3's Atari preprocessing and frame stack (prefrl.atari), so the reward model sees what the agent sees;
+    `render_mode` is passed to them (for a video of the agent).
     """
     probe = make_env(spec)  # what kind of env it is decides what each copy records
+    if atari.is_atari(probe):
+        probe.close()
+        venv: VecEnv = DummyVecEnv([partial(_atari, spec, render_mode) for _ in range(n_envs)])
+        venv.seed(seed)
+        return atari.stack_frames(venv)
     if fixed_horizon and episode_limit(probe) is None:
         fixed_horizon = False  # without a time limit an episode would never end
     record_frames = frames_if_needed and not can_restore(probe)

@@ -34,7 +34,7 @@ import pygame  # noqa: E402
 from prefrl.data import Answer, Query
 from prefrl.environments import make_env
 from prefrl.errors import PrefrlError
-from prefrl.render import clip_paths, prefetch
+from prefrl.render import clip_paths, playback_fps, prefetch
 from prefrl.store import PreferenceStore
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class LabelApp:
         self.clips_dir = self.run_dir / "clips"
         self.clips_dir.mkdir(exist_ok=True)
         probe = make_env(self.env_id)
-        self.fps = float(probe.metadata.get("render_fps") or 30)
+        self.fps = playback_fps(probe)
         probe.close()
 
         pygame.init()

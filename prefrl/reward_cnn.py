@@ -1,0 +1,156 @@
+"""The reward model for image observations, and the factory that picks MLP or CNN for an observation space.
+
+The network is the Atari reward model of Christiano et al. (2017, appendix A.2): four convolutions (7x7, 5x5,
+3x3, 3x3; 16 filters; strides 3, 2, 1, 1) with leaky ReLU, then a dense layer of 64 that also takes the
+action one-hot, then one output. Batch norm and dropout are left out; L2 (the trainer's, adapted to the
+validation loss) applies to the dense layers.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from prefrl.config import RewardModelConfig
+from prefrl.errors import PrefrlError
+from prefrl.reward_model import EnsembleLinear, RewardEnsemble
+
+CONVS = ((7, 3), (5, 2), (3, 1), (3, 1))
+"""(kernel, stride) of each convolution."""
+FILTERS = 16
+DENSE = 64
+MIN_SIDE = 43
+"""The smallest image side the convolutions can take (84x84 Atari frames leave 7x7)."""
+
+
+def _conv_out(side: int) -> int:
+    for k, s in CONVS:
+        side = (side - k) // s + 1
+    return side
+
+
+class CnnRewardEnsemble(RewardEnsemble):
+    """`members` CNNs r(s, a) over image observations, all run by one grouped convolution per layer.
+
+    Observations are (H, W, C) or (C, H, W) images, uint8 (scaled by 1/255) or float. `features()` keeps
+    uint8 images as uint8 (the flattened image and the action one-hot, concatenated), so clips of 84x84x4
+    frames cost 28 KB a step in the trainer's cache; `raw_per_member()` splits that back into image and
+    action and converts to float one chunk of steps at a time. Members are stacked along channels: the
+    convolutions use ``groups=members`` and the dense layers are `EnsembleLinear`.
+    """
+
+    def __init__(self, obs_space: gym.Space, act_space: gym.Space, cfg: RewardModelConfig,
+                 chunk: int = 1024) -> None:
+        nn.Module.__init__(self)  # the parent's layers are an MLP; this class builds its own
+        shape = tuple(int(d) for d in (obs_space.shape or ()))
+        self.channels_first = int(np.argmin(shape)) == 0  # as SB3 decides for images
+        c, h, w = shape if self.channels_first else (shape[2], shape[0], shape[1])
+        if min(h, w) < MIN_SIDE:
+            raise PrefrlError(f"image observations of {h}x{w} are too small for the CNN reward model (at least "
+                              f"{MIN_SIDE}x{MIN_SIDE}): resize them (gymnasium.wrappers.ResizeObservation((84, 84)))")
+        self.obs_shape = shape
+        self.image = (c, h, w)
+        self.obs_dim = int(np.prod(shape))
+        self.uint8 = obs_space.dtype == np.uint8
+        if isinstance(act_space, gym.spaces.Discrete):
+            self.n_actions: int | None = int(act_space.n)
+            self.act_dim = self.n_actions
+        elif isinstance(act_space, gym.spaces.Box):
+            self.n_actions = None
+            self.act_dim = int(np.prod(act_space.shape))
+        else:
+            raise PrefrlError(f"action space {act_space} is not supported: use Box or Discrete actions")
+        self.members = e = cfg.members
+        self.chunk = chunk
+        convs: list[nn.Module] = []
+        n_in = c
+        for k, s in CONVS:
+            convs += [nn.Conv2d(e * n_in, e * FILTERS, k, stride=s, groups=e), nn.LeakyReLU(0.01)]
+            n_in = FILTERS
+        self.convs = nn.Sequential(*convs)
+        n_conv = FILTERS * _conv_out(h) * _conv_out(w)
+        self.dense = nn.Sequential(EnsembleLinear(e, n_conv + self.act_dim, DENSE), nn.LeakyReLU(0.01),
+                                   EnsembleLinear(e, DENSE, 1))
+        self.register_buffer("out_mean", torch.zeros(e))
+        self.register_buffer("out_std", torch.ones(e))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def device(self) -> torch.device:
+        return self.out_mean.device
+
+    def features(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(..., *obs_shape), (..., act_dim) or (...) -> (..., obs_dim + act_dim); uint8 while both parts fit."""
+        o = torch.as_tensor(obs, device=self.device)
+        lead = o.shape[:o.dim() - len(self.obs_shape)]
+        a = torch.as_tensor(acts, device=self.device)
+        small = self.uint8 and self.n_actions is not None
+        dtype = torch.uint8 if small else torch.float32
+        if self.n_actions is not None:
+            a = nn.functional.one_hot(a.long().reshape(lead), self.n_actions)
+        else:
+            a = a.reshape(*lead, self.act_dim)
+        return torch.cat([o.reshape(*lead, self.obs_dim).to(dtype), a.to(dtype)], dim=-1)
+
+    def fit_input_normalisation(self, x: torch.Tensor) -> None:
+        """Images need no fitted statistics (uint8 pixels are scaled by 1/255): mark the model as started."""
+        self.fitted.fill_(True)
+
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, D) features -> (N, C, H, W) float images."""
+        img = x[:, :self.obs_dim].float()
+        if self.uint8:
+            img = img / 255.0
+        img = img.reshape(len(x), *self.obs_shape)
+        return img if self.channels_first else img.permute(0, 3, 1, 2)
+
+    def _head(self, conv_out: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        """(N, E*F, h, w) conv outputs of all members, (E, N, A) actions -> (E, N) rewards."""
+        n = conv_out.shape[0]
+        h = conv_out.reshape(n, self.members, -1).transpose(0, 1)  # (E, N, F*h*w)
+        return self.dense(torch.cat([h, acts], dim=-1)).squeeze(-1)
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member on the same inputs: (..., D) -> (E, ...). The first convolution runs once over the shared
+        images with all members' filters (no copy per member); the rest are grouped."""
+        flat = x.reshape(-1, x.shape[-1])
+        first, rest = self.convs[0], self.convs[1:]
+        assert isinstance(first, nn.Conv2d)
+        outs = []
+        for part in flat.split(self.chunk):
+            h = nn.functional.conv2d(self._images(part), first.weight, first.bias, stride=first.stride)
+            acts = part[:, self.obs_dim:].float().expand(self.members, -1, -1)
+            outs.append(self._head(rest(h), acts))
+        return torch.cat(outs, dim=1).reshape(self.members, *x.shape[:-1])
+
+    def raw_per_member(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member on its own inputs: (E, ..., D) -> (E, ...), all members in one grouped call per chunk."""
+        e = self.members
+        flat = x.reshape(e, -1, x.shape[-1])
+        outs = []
+        for part in flat.split(self.chunk, dim=1):
+            n = part.shape[1]
+            img = self._images(part.reshape(e * n, -1)).reshape(e, n, *self.image)
+            img = img.transpose(0, 1).reshape(n, e * self.image[0], *self.image[1:])  # members along channels
+            outs.append(self._head(self.convs(img), part[..., self.obs_dim:].float()))
+        return torch.cat(outs, dim=1).reshape(x.shape[:-1])
+
+    @torch.no_grad()
+    def fit_output_normalisation(self, obs: np.ndarray, acts: np.ndarray, max_steps: int = 10_000) -> None:
+        """As the parent's, from at most `max_steps` evenly spaced steps (images are large)."""
+        idx = np.linspace(0, len(obs) - 1, min(len(obs), max_steps)).round().astype(np.int64)
+        super().fit_output_normalisation(obs[idx], acts[idx])
+
+
+def make_reward_model(obs_space: gym.Space, act_space: gym.Space, cfg: RewardModelConfig) -> RewardEnsemble:
+    """The reward ensemble for an env: MLPs for flat observations, CNNs for images ((H, W, C) or (C, H, W))."""
+    shape = obs_space.shape
+    if shape is not None and len(shape) <= 1:
+        return RewardEnsemble(obs_space, act_space, cfg)
+    if isinstance(obs_space, gym.spaces.Box) and shape is not None and len(shape) == 3:
+        return CnnRewardEnsemble(obs_space, act_space, cfg)
+    raise PrefrlError(f"observations {obs_space} are neither a flat vector nor an image: wrap the env so they "
+                      "are (gymnasium.wrappers.FlattenObservation for dicts and tuples; an image needs shape "
+                      "(H, W, C) or (C, H, W), e.g. gymnasium.wrappers.AddRenderObservation(render_only=True))")

@@ -1,0 +1,104 @@
+"""The CNN reward ensemble for image observations, and the factory that picks a model for a space."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from prefrl.config import RewardModelConfig
+from prefrl.errors import PrefrlError
+from prefrl.reward_cnn import CnnRewardEnsemble, make_reward_model
+from prefrl.reward_model import RewardEnsemble
+from prefrl.reward_trainer import PreferenceData, RewardTrainer
+
+SIDE, T, N_ACT = 48, 4, 3
+
+
+def _model(cfg: RewardModelConfig, shape=(SIDE, SIDE, 1)) -> CnnRewardEnsemble:
+    model = make_reward_model(gym.spaces.Box(0, 255, shape, np.uint8), gym.spaces.Discrete(N_ACT), cfg)
+    assert isinstance(model, CnnRewardEnsemble)
+    return model
+
+
+def test_all_members_run_in_one_grouped_call_and_differ(rng):
+    torch.manual_seed(0)
+    model = _model(RewardModelConfig(members=3), shape=(2, SIDE, SIDE))  # channel-first
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(c.groups == 3 for c in convs)
+    calls = []
+    hook = convs[-1].register_forward_hook(lambda *_: calls.append(1))
+    x = model.features(rng.integers(0, 256, (2, 5, 2, SIDE, SIDE), dtype=np.uint8), rng.integers(0, N_ACT, (2, 5)))
+    assert x.dtype == torch.uint8 and x.shape == (2, 5, 2 * SIDE * SIDE + N_ACT)
+    shared = model.raw(x)
+    assert shared.shape == (3, 2, 5) and len(calls) == 1
+    own = model.raw_per_member(x.unsqueeze(0).expand(3, *x.shape))
+    assert len(calls) == 2
+    torch.testing.assert_close(shared, own)  # the shared-input shortcut computes the same thing
+    assert (shared[0] - shared[1]).abs().min() > 0 and (shared[1] - shared[2]).abs().min() > 0
+    hook.remove()
+    # each member sees its own inputs: changing member 1's input changes only member 1's output
+    per = x.unsqueeze(0).repeat(3, 1, 1, 1)
+    per[1] = 255 - per[1]
+    out = model.raw_per_member(per)
+    torch.testing.assert_close(out[[0, 2]], shared[[0, 2]])
+    assert not torch.allclose(out[1], shared[1])
+
+
+def _bright_pairs(model: CnnRewardEnsemble, rng: np.random.Generator, n: int) -> PreferenceData:
+    """Noisy images whose true per-step reward is the brightness of their top-left quarter."""
+
+    def clip() -> tuple[np.ndarray, np.ndarray, float]:
+        imgs = rng.integers(0, 256, (T, SIDE, SIDE, 1)).astype(np.float64)
+        level = rng.uniform(0, 255, T)
+        imgs[:, :SIDE // 2, :SIDE // 2, 0] = 0.5 * imgs[:, :SIDE // 2, :SIDE // 2, 0] + 0.5 * level[:, None, None]
+        return imgs.astype(np.uint8), rng.integers(0, N_ACT, T), float(level.sum())
+
+    left, right, target = [], [], []
+    for _ in range(n):
+        (ol, al, rl), (orr, ar, rr) = clip(), clip()
+        left.append(model.features(ol, al))
+        right.append(model.features(orr, ar))
+        target.append(1.0 if rl > rr else 0.0)
+    is_val = torch.zeros(n, dtype=torch.bool)
+    is_val[int(0.75 * n):] = True
+    return PreferenceData(torch.stack(left), torch.stack(right), torch.tensor(target), is_val)
+
+
+def test_cnn_ensemble_learns_a_synthetic_image_preference(rng):
+    torch.manual_seed(0)
+    cfg = RewardModelConfig(members=2, batch_size=16, lr=1e-3, epochs=10, max_updates=150)
+    model = _model(cfg)
+    data = _bright_pairs(model, rng, 320)
+    trainer = RewardTrainer(model, cfg, rng)  # the MLP's trainer, unchanged
+    before = trainer.evaluate(data, data.is_val)[1]
+    for _ in range(2):
+        stats = trainer.update(data)
+    assert stats.val_accuracy >= 0.8, (before, stats)
+    assert stats.val_accuracy > before + 0.2
+
+
+def test_save_load_round_trip_and_output_normalisation(tmp_path, rng):
+    model = _model(RewardModelConfig())
+    obs, acts = rng.integers(0, 256, (300, SIDE, SIDE, 1), dtype=np.uint8), rng.integers(0, N_ACT, 300)
+    model.fit_input_normalisation(model.features(obs[:2], acts[:2]))
+    model.fit_output_normalisation(obs, acts)
+    per_member = model.normalised(model.features(obs, acts))
+    torch.testing.assert_close(per_member.mean(1), torch.zeros(3), atol=1e-4, rtol=0)
+    model.save(tmp_path / "model.pt")
+    other = _model(RewardModelConfig())
+    assert not np.allclose(other.reward(obs[:8], acts[:8]), model.reward(obs[:8], acts[:8]))
+    other.load(tmp_path / "model.pt")
+    np.testing.assert_array_equal(other.reward(obs[:8], acts[:8]), model.reward(obs[:8], acts[:8]))
+
+
+def test_factory_picks_the_model_and_names_the_fix_for_other_spaces():
+    cfg = RewardModelConfig()
+    act = gym.spaces.Discrete(2)
+    assert type(make_reward_model(gym.spaces.Box(-1, 1, (5,)), act, cfg)) is RewardEnsemble
+    assert isinstance(make_reward_model(gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), act, cfg), CnnRewardEnsemble)
+    with pytest.raises(PrefrlError, match="FlattenObservation"):
+        make_reward_model(gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,))}), act, cfg)
+    with pytest.raises(PrefrlError, match="FlattenObservation"):
+        make_reward_model(gym.spaces.Box(-1, 1, (4, 4)), act, cfg)
+    with pytest.raises(PrefrlError, match="ResizeObservation"):
+        make_reward_model(gym.spaces.Box(0, 255, (32, 32, 3), np.uint8), act, cfg)
