@@ -17,13 +17,19 @@ _MUJOCO_FAST = AgentConfig(
     activation="relu", normalize=True)
 """RL-zoo HalfCheetah settings with 4 env copies (measured here: 3.3k return by 166k steps)."""
 
+_SB3_DEFAULTS = AgentConfig(n_envs=4, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
+                            gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
+                            net_arch=(64, 64), log_std_init=0.0, activation="tanh", normalize=True)
+"""SB3's PPO defaults, with VecNormalize, over 4 env copies."""
+
 PRESETS: dict[str, AgentConfig] = {
     "HalfCheetah": _MUJOCO_FAST,
     "Hopper": dataclasses.replace(_MUJOCO_FAST, n_steps=512, batch_size=64, gamma=0.999, gae_lambda=0.99,
                                   learning_rate=1e-4, ent_coef=2e-3, clip_range=0.2, n_epochs=5, vf_coef=0.8,
                                   max_grad_norm=0.7),
-    "Walker2d": dataclasses.replace(_MUJOCO_FAST, gamma=0.99, gae_lambda=0.95, learning_rate=5e-5,
-                                    clip_range=0.1, n_epochs=20, ent_coef=6e-4, vf_coef=0.87, max_grad_norm=1.0),
+    # SB3's defaults, their 2048-step rollout split over 4 copies. Measured at 150k steps on the true reward:
+    # 1,037 (seed 0), against 387 and 474 for RL-zoo-like settings at 4x the PPO update cost.
+    "Walker2d": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
     "prefrl/PointReach": AgentConfig(n_envs=4, n_steps=256, batch_size=128, n_epochs=10, learning_rate=1e-3,
                                      gamma=0.95, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, net_arch=(64, 64),
                                      log_std_init=-0.5, activation="tanh", normalize=False),
@@ -32,11 +38,6 @@ PRESETS: dict[str, AgentConfig] = {
                         gae_lambda=0.95, clip_range=0.1, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, net_arch=(),
                         normalize=False, policy="cnn"),
 }
-
-_SB3_DEFAULTS = AgentConfig(n_envs=4, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
-                            gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
-                            net_arch=(64, 64), log_std_init=0.0, activation="tanh", normalize=True)
-
 
 def resolve_agent_config(env_id: str, given: AgentConfig) -> AgentConfig:
     """Fill the fields left None from the env's preset, then from SB3's defaults."""

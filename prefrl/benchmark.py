@@ -155,9 +155,9 @@ def markdown(summary: dict[str, Any], command: str) -> str:
 
 
 def run_benchmark(envs: list[str], seeds: list[int], arms: list[str], steps: int, workers: int, root: Path,
-                  epsilon: float = 0.1) -> dict[str, Any]:
+                  epsilon: float = 0.1, evaluations: int = 10) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
-    jobs = make_jobs(envs, seeds, arms, steps, root, TeacherConfig(epsilon=epsilon))
+    jobs = make_jobs(envs, seeds, arms, steps, root, TeacherConfig(epsilon=epsilon), evaluations)
     t0 = time.time()
     results = run_jobs(jobs, workers, root / "results.jsonl")
     return summarise(results, steps, time.time() - t0)

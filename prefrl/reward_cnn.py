@@ -73,6 +73,7 @@ class CnnRewardEnsemble(RewardEnsemble):
         n_conv = FILTERS * _conv_out(h) * _conv_out(w)
         self.dense = nn.Sequential(EnsembleLinear(e, n_conv + self.act_dim, DENSE), nn.LeakyReLU(0.01),
                                    EnsembleLinear(e, DENSE, 1))
+        self.absorbing = nn.Parameter(torch.zeros(e))  # see RewardEnsemble: the reward after termination
         self.register_buffer("out_mean", torch.zeros(e))
         self.register_buffer("out_std", torch.ones(e))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))

@@ -29,6 +29,8 @@ class Args:
     """'true', or TEACHER-LABELS[-SELECTION]."""
     epsilon: float = 0.1
     """Flip probability of the mistake teacher."""
+    evaluations: int = 10
+    """Times each run scores its agent along the way (eval_return in its metrics.csv; see --from-runs)."""
     workers: int = os.cpu_count() or 1
     """Parallel runs (one core each)."""
     out: Path = Path("runs/benchmark")
@@ -52,7 +54,8 @@ def main() -> None:
         rows = [json.loads(line) for f in args.results for line in f.read_text().splitlines() if line.strip()]
         summary = summarise(rows, args.steps, wall_s=sum(r["wall_s"] for r in rows) / max(1, args.workers))
     else:
-        summary = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon)
+        summary = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon,
+                                args.evaluations)
     command = "python scripts/benchmark_label_efficiency.py " + " ".join(sys.argv[1:])
     args.docs.mkdir(exist_ok=True)
     (args.docs / "benchmarks.json").write_text(json.dumps(summary, indent=2))

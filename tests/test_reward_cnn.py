@@ -61,7 +61,8 @@ def _bright_pairs(model: CnnRewardEnsemble, rng: np.random.Generator, n: int) ->
         target.append(1.0 if rl > rr else 0.0)
     is_val = torch.zeros(n, dtype=torch.bool)
     is_val[int(0.75 * n):] = True
-    return PreferenceData(torch.stack(left), torch.stack(right), torch.tensor(target), is_val)
+    none = torch.zeros(n)
+    return PreferenceData(torch.stack(left), torch.stack(right), torch.tensor(target), is_val, none, none)
 
 
 def test_cnn_ensemble_learns_a_synthetic_image_preference(rng):
