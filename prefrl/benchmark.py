@@ -108,6 +108,39 @@ def results_from_runs(root: Path, at_steps: int) -> list[dict[str, Any]]:
     return rows
 
 
+def plot_curves(root: Path, path: Path) -> None:
+    """Evaluation return over env steps, one panel per env, one line per arm (mean over seeds, range shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, dict[str, list[list[tuple[float, float]]]]] = {}
+    for metrics in sorted(root.glob("*/*/seed*/metrics.csv")):
+        rows = [r for r in RunDir(metrics.parent).read_metrics() if not np.isnan(r.get("eval_return", np.nan))]
+        env, arm = metrics.parent.parent.parent.name, metrics.parent.parent.name
+        curves.setdefault(env, {}).setdefault(arm, []).append([(r["env_steps"], r["eval_return"]) for r in rows])
+    fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(5 * max(1, len(curves)), 3.6), squeeze=False)
+    for ax, (env, arms) in zip(axes[0], curves.items()):
+        for arm, runs in arms.items():
+            n = min(len(r) for r in runs)
+            if n == 0:
+                continue
+            x = np.mean([[s for s, _ in r[:n]] for r in runs], axis=0)
+            y = np.array([[v for _, v in r[:n]] for r in runs])
+            ax.plot(x, y.mean(0), marker="o", label=f"{arm} ({len(runs)} seeds)")
+            ax.fill_between(x, y.min(0), y.max(0), alpha=0.15)
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1000:.0f}k")
+        ax.set_ylabel("evaluation return")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def iqm(x: list[float]) -> float:
     """Interquartile mean: the mean of the middle half (all of it for fewer than 4 values)."""
     v = np.sort(np.asarray(x, dtype=float))

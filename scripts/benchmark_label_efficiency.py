@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tyro
 
-from prefrl.benchmark import markdown, results_from_runs, run_benchmark, summarise
+from prefrl.benchmark import markdown, plot_curves, results_from_runs, run_benchmark, summarise
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class Args:
     """Only write the report, from the run directories under this root (finished or not) at --at-steps."""
     at_steps: int = 0
     """With --from-runs: the budget to report (each run's evaluation at or just past it)."""
+    curves: Path | None = None
+    """Also plot evaluation return over steps per env and arm from the run directories (--out or --from-runs)."""
 
 
 def main() -> None:
@@ -56,6 +58,8 @@ def main() -> None:
     else:
         summary = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon,
                                 args.evaluations)
+    if args.curves is not None:
+        plot_curves(args.from_runs or args.out, args.curves)
     command = "python scripts/benchmark_label_efficiency.py " + " ".join(sys.argv[1:])
     args.docs.mkdir(exist_ok=True)
     (args.docs / "benchmarks.json").write_text(json.dumps(summary, indent=2))

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from prefrl.benchmark import arm_config, make_jobs, results_from_runs, run_benchmark
+from prefrl.benchmark import arm_config, make_jobs, plot_curves, results_from_runs, run_benchmark
 from prefrl.config import TrainConfig
 from prefrl.errors import PrefrlError
 
@@ -33,3 +33,5 @@ def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tm
     assert len(half) == 2 and all(2048 <= r["env_steps"] < 4096 for r in half)
     assert all(np.isfinite(r["final_true_return"]) for r in half)
     assert results_from_runs(tmp_path, 8192) == []
+    plot_curves(tmp_path, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
