@@ -15,7 +15,7 @@ from torch import nn
 
 from prefrl.config import RewardModelConfig
 from prefrl.errors import PrefrlError
-from prefrl.reward_model import EnsembleLinear, RewardEnsemble
+from prefrl.reward_model import EnsembleLinear, RewardEnsemble, action_encoding
 
 CONVS = ((7, 3), (5, 2), (3, 1), (3, 1))
 """(kernel, stride) of each convolution."""
@@ -54,14 +54,7 @@ class CnnRewardEnsemble(RewardEnsemble):
         self.image = (c, h, w)
         self.obs_dim = int(np.prod(shape))
         self.uint8 = obs_space.dtype == np.uint8
-        if isinstance(act_space, gym.spaces.Discrete):
-            self.n_actions: int | None = int(act_space.n)
-            self.act_dim = self.n_actions
-        elif isinstance(act_space, gym.spaces.Box):
-            self.n_actions = None
-            self.act_dim = int(np.prod(act_space.shape))
-        else:
-            raise PrefrlError(f"action space {act_space} is not supported: use Box or Discrete actions")
+        self.n_actions, self.act_dim = action_encoding(act_space)
         self.members = e = cfg.members
         self.chunk = chunk
         convs: list[nn.Module] = []

@@ -14,6 +14,15 @@ from prefrl.config import RewardModelConfig
 from prefrl.errors import PrefrlError
 
 
+def action_encoding(act_space: gym.Space) -> tuple[int | None, int]:
+    """(number of discrete actions, or None for a Box; width of the action's features: one-hot or flat)."""
+    if isinstance(act_space, gym.spaces.Discrete):
+        return int(act_space.n), int(act_space.n)
+    if isinstance(act_space, gym.spaces.Box):
+        return None, int(np.prod(act_space.shape))
+    raise PrefrlError(f"action space {act_space} is not supported: use Box or Discrete actions")
+
+
 class EnsembleLinear(nn.Module):
     """E independent linear layers applied as one batched matmul: (E, N, in) -> (E, N, out)."""
 
@@ -45,14 +54,7 @@ class RewardEnsemble(nn.Module):
         super().__init__()
         assert obs_space.shape is not None and len(obs_space.shape) <= 1, "flat observations: see make_reward_model"
         self.obs_dim = int(np.prod(obs_space.shape))
-        if isinstance(act_space, gym.spaces.Discrete):
-            self.n_actions: int | None = int(act_space.n)
-            self.act_dim = self.n_actions
-        elif isinstance(act_space, gym.spaces.Box):
-            self.n_actions = None
-            self.act_dim = int(np.prod(act_space.shape))
-        else:
-            raise PrefrlError(f"action space {act_space} is not supported: use Box or Discrete actions")
+        self.n_actions, self.act_dim = action_encoding(act_space)
         self.members = cfg.members
         dims = [self.obs_dim + self.act_dim] + [cfg.hidden] * cfg.layers
         layers: list[nn.Module] = []

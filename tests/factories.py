@@ -99,3 +99,23 @@ class Ledge(gym.Env[np.ndarray, int]):
 
 def make_ledge() -> gym.Env:
     return TimeLimit(Ledge(), max_episode_steps=100)
+
+
+def preference_data(model: Any, clip: Any, n: int, val_share: float = 0.3) -> Any:
+    """`n` pairs of clips from `clip()` -> (obs, acts, true return, absorbing steps), labelled by their returns;
+    the last `val_share` of the pairs held out."""
+    import torch
+
+    from prefrl.reward_trainer import PreferenceData
+
+    rows = [(clip(), clip()) for _ in range(n)]
+    is_val = torch.zeros(n, dtype=torch.bool)
+    is_val[int((1 - val_share) * n):] = True
+
+    def side(k: int) -> tuple[Any, Any]:
+        feats = torch.stack([model.features(pair[k][0], pair[k][1]) for pair in rows])
+        return feats, torch.tensor([float(pair[k][3]) for pair in rows])
+
+    (left, left_absorbing), (right, right_absorbing) = side(0), side(1)
+    target = torch.tensor([1.0 if a[2] > b[2] else 0.0 for a, b in rows])
+    return PreferenceData(left, right, target, is_val, left_absorbing, right_absorbing)

@@ -10,6 +10,7 @@ from prefrl.errors import PrefrlError
 from prefrl.reward_cnn import CnnRewardEnsemble, make_reward_model
 from prefrl.reward_model import RewardEnsemble
 from prefrl.reward_trainer import PreferenceData, RewardTrainer
+from tests.factories import preference_data
 
 SIDE, T, N_ACT = 48, 4, 3
 
@@ -47,22 +48,13 @@ def test_all_members_run_in_one_grouped_call_and_differ(rng):
 def _bright_pairs(model: CnnRewardEnsemble, rng: np.random.Generator, n: int) -> PreferenceData:
     """Noisy images whose true per-step reward is the brightness of their top-left quarter."""
 
-    def clip() -> tuple[np.ndarray, np.ndarray, float]:
+    def clip() -> tuple[np.ndarray, np.ndarray, float, int]:
         imgs = rng.integers(0, 256, (T, SIDE, SIDE, 1)).astype(np.float64)
         level = rng.uniform(0, 255, T)
         imgs[:, :SIDE // 2, :SIDE // 2, 0] = 0.5 * imgs[:, :SIDE // 2, :SIDE // 2, 0] + 0.5 * level[:, None, None]
-        return imgs.astype(np.uint8), rng.integers(0, N_ACT, T), float(level.sum())
+        return imgs.astype(np.uint8), rng.integers(0, N_ACT, T), float(level.sum()), 0
 
-    left, right, target = [], [], []
-    for _ in range(n):
-        (ol, al, rl), (orr, ar, rr) = clip(), clip()
-        left.append(model.features(ol, al))
-        right.append(model.features(orr, ar))
-        target.append(1.0 if rl > rr else 0.0)
-    is_val = torch.zeros(n, dtype=torch.bool)
-    is_val[int(0.75 * n):] = True
-    none = torch.zeros(n)
-    return PreferenceData(torch.stack(left), torch.stack(right), torch.tensor(target), is_val, none, none)
+    return preference_data(model, clip, n, val_share=0.25)
 
 
 def test_cnn_ensemble_learns_a_synthetic_image_preference(rng):

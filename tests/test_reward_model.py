@@ -5,6 +5,7 @@ import torch
 from prefrl.config import RewardModelConfig
 from prefrl.reward_model import RewardEnsemble
 from prefrl.reward_trainer import PreferenceData, RewardTrainer, preference_loss
+from tests.factories import preference_data
 
 OBS, ACT, T = 6, 2, 10
 
@@ -17,20 +18,11 @@ def _synthetic_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int) ->
     """Pairs of random clips labelled by a hidden reward that is nonlinear in (obs, act)."""
     w = np.array([1.0, -2.0, 0.5, 0.0, 0.0, 1.5])
 
-    def clip() -> tuple[np.ndarray, np.ndarray, float]:
+    def clip() -> tuple[np.ndarray, np.ndarray, float, int]:
         o, a = rng.normal(size=(T, OBS)), rng.uniform(-1, 1, size=(T, ACT))
-        return o, a, float((o @ w - np.abs(a).sum(1) + 0.5 * o[:, 3] ** 2).sum())
+        return o, a, float((o @ w - np.abs(a).sum(1) + 0.5 * o[:, 3] ** 2).sum()), 0
 
-    left, right, target = [], [], []
-    for _ in range(n):
-        (ol, al, rl), (orr, ar, rr) = clip(), clip()
-        left.append(model.features(ol, al))
-        right.append(model.features(orr, ar))
-        target.append(1.0 if rl > rr else 0.0)
-    is_val = torch.zeros(n, dtype=torch.bool)
-    is_val[int(0.7 * n):] = True
-    none = torch.zeros(n)
-    return PreferenceData(torch.stack(left), torch.stack(right), torch.tensor(target), is_val, none, none)
+    return preference_data(model, clip, n)
 
 
 def test_reward_model_learns_a_known_preference(rng):
@@ -86,21 +78,12 @@ def test_loss_models_a_teacher_who_sometimes_answers_at_random():
 def _absorbing_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int, alive: float) -> PreferenceData:
     """Pairs of clips worth `alive` + obs[0] per real step and 0 per absorbing step, labelled by their returns."""
 
-    def clip() -> tuple[torch.Tensor, int, float]:
+    def clip() -> tuple[np.ndarray, np.ndarray, float, int]:
         o, a = rng.normal(size=(T, OBS)), rng.uniform(-1, 1, size=(T, ACT))
         absorbing = int(rng.integers(0, T)) if rng.random() < 0.5 else 0
-        live = T - absorbing
-        return model.features(o, a), absorbing, float((alive + 0.3 * o[:live, 0]).sum())
+        return o, a, float((alive + 0.3 * o[:T - absorbing, 0]).sum()), absorbing
 
-    rows = [(clip(), clip()) for _ in range(n)]
-    is_val = torch.zeros(n, dtype=torch.bool)
-    is_val[int(0.7 * n):] = True
-    return PreferenceData(left=torch.stack([lf for (lf, _, _), _ in rows]),
-                          right=torch.stack([rf for _, (rf, _, _) in rows]),
-                          target=torch.tensor([1.0 if rl > rr else 0.0 for (_, _, rl), (_, _, rr) in rows]),
-                          is_val=is_val,
-                          left_absorbing=torch.tensor([float(la) for (_, la, _), _ in rows]),
-                          right_absorbing=torch.tensor([float(ra) for _, (_, ra, _) in rows]))
+    return preference_data(model, clip, n)
 
 
 def test_teacher_answers_decide_whether_terminating_is_good_or_bad(rng):
