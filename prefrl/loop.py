@@ -212,7 +212,8 @@ def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir, wrapper: Rewar
     if cfg.resume and ckpt.exists():
         outer = (VecNormalize.load(str(run.agent / "vecnormalize.pkl"), wrapper)
                  if agent_cfg.normalize else wrapper)
-        agent = PPO.load(ckpt, env=outer, device=resolve_device(cfg.device, "mlp_policy"))
+        policy = "cnn_policy" if agent_cfg.policy == "cnn" else "mlp_policy"
+        agent = PPO.load(ckpt, env=outer, device=resolve_device(cfg.device, policy))
         return outer, agent
     outer = VecNormalize(wrapper, gamma=agent_cfg.gamma or 0.99) if agent_cfg.normalize else wrapper
     return outer, make_agent(agent_cfg, outer, cfg.seed, cfg.device)
