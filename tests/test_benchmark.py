@@ -1,4 +1,6 @@
 import json
+import runpy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ def test_arms_name_teacher_labels_and_selection(tmp_path):
     assert len(jobs) == 4 and all(j.cfg.eval_every == 1_000 for j in jobs)
 
 
-def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tmp_path):
+def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tmp_path, capsys):
     summary = run_benchmark(["prefrl/PointReach-v0"], [0], ["true", "oracle-40"], 4096, 2, tmp_path)
     arms = summary["envs"]["prefrl/PointReach-v0"]
     assert set(arms) == {"true", "oracle-40"} and arms["oracle-40"]["labels"] == 40
@@ -35,3 +37,10 @@ def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tm
     assert results_from_runs(tmp_path, 8192) == []
     plot_curves(tmp_path, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+    # the progress script lists every run with its steps, labels and latest evaluation
+    progress = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "benchmark_progress.py"))
+    progress["main"](tmp_path)
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert sorted(line.split()[0] for line in lines) == ["prefrl_PointReach-v0/oracle-40/seed0",
+                                                           "prefrl_PointReach-v0/true/seed0"]
+    assert all(line.split()[-1] != "-" for line in lines)  # both finished: a final score each
