@@ -65,6 +65,11 @@ def resolve_device(device: Device, component: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def policy_device(cfg: AgentConfig, device: Device) -> str:
+    """Where the agent's policy runs: see `resolve_device`."""
+    return resolve_device(device, "cnn_policy" if cfg.policy == "cnn" else "mlp_policy")
+
+
 def make_agent(cfg: AgentConfig, venv: VecEnv, seed: int, device: Device) -> PPO:
     """A PPO agent on `venv` (cfg must be resolved: no None fields). CNN policies take SB3's defaults (NatureCNN,
     linear heads) and run on CUDA when there is one."""
@@ -79,6 +84,6 @@ def make_agent(cfg: AgentConfig, venv: VecEnv, seed: int, device: Device) -> PPO
     missing = [k for k, v in hyper.items() if v is None]
     assert not missing, f"unresolved agent config: {missing}"
     if cfg.policy == "cnn":
-        return PPO("CnnPolicy", venv, seed=seed, device=resolve_device(device, "cnn_policy"), verbose=0, **hyper)
-    return PPO("MlpPolicy", venv, policy_kwargs=policy_kwargs, seed=seed, device=resolve_device(device, "mlp_policy"),
+        return PPO("CnnPolicy", venv, seed=seed, device=policy_device(cfg, device), verbose=0, **hyper)
+    return PPO("MlpPolicy", venv, policy_kwargs=policy_kwargs, seed=seed, device=policy_device(cfg, device),
                verbose=0, **hyper)

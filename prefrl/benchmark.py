@@ -86,16 +86,32 @@ def run_jobs(jobs: list[Job], workers: int, log_path: Path) -> list[dict[str, An
     return results
 
 
+@dataclass(frozen=True)
+class BenchmarkRun:
+    """One run directory of a benchmark, laid out as ROOT/ENV/ARM/seedN (ENV with '/' as '_')."""
+
+    run: RunDir
+    env_dir: str
+    arm: str
+    seed: int
+
+
+def benchmark_runs(root: Path) -> list[BenchmarkRun]:
+    """The run directories under `root` that have logged metrics, in a stable order."""
+    return [BenchmarkRun(RunDir(m.parent), m.parent.parent.parent.name, m.parent.parent.name,
+                         int(m.parent.name.removeprefix("seed")))
+            for m in sorted(root.glob("*/*/seed*/metrics.csv"))]
+
+
 def results_from_runs(root: Path, at_steps: int) -> list[dict[str, Any]]:
     """Results at `at_steps` env steps from the run directories under `root` (ENV/ARM/seedN), finished or not:
     a run finished at that budget gives its final score, others their first evaluation at or past it.
     Runs that have not reached it are left out."""
     rows = []
-    for metrics in sorted(root.glob("*/*/seed*/metrics.csv")):
-        run = RunDir(metrics.parent)
+    for b in benchmark_runs(root):
+        run, arm, seed = b.run, b.arm, b.seed
         summary = run.read_state().get("summary")
         env = json.loads(run.config.read_text())["env"]
-        arm, seed = metrics.parent.parent.name, int(metrics.parent.name.removeprefix("seed"))
         if summary is not None and abs(summary["env_steps"] - at_steps) < at_steps // 20:
             rows.append({"env": env, "seed": seed, "arm": arm, **summary})
             continue
@@ -116,10 +132,10 @@ def plot_curves(root: Path, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     curves: dict[str, dict[str, list[list[tuple[float, float]]]]] = {}
-    for metrics in sorted(root.glob("*/*/seed*/metrics.csv")):
-        rows = [r for r in RunDir(metrics.parent).read_metrics() if not np.isnan(r.get("eval_return", np.nan))]
-        env, arm = metrics.parent.parent.parent.name, metrics.parent.parent.name
-        curves.setdefault(env, {}).setdefault(arm, []).append([(r["env_steps"], r["eval_return"]) for r in rows])
+    for b in benchmark_runs(root):
+        rows = [r for r in b.run.read_metrics() if not np.isnan(r.get("eval_return", np.nan))]
+        curve = [(r["env_steps"], r["eval_return"]) for r in rows]
+        curves.setdefault(b.env_dir, {}).setdefault(b.arm, []).append(curve)
     fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(5 * max(1, len(curves)), 3.6), squeeze=False)
     for ax, (env, arms) in zip(axes[0], curves.items()):
         for arm, runs in arms.items():

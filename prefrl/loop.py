@@ -26,7 +26,7 @@ from stable_baselines3.common.logger import configure as configure_logger
 from stable_baselines3.common.vec_env import VecNormalize
 from tqdm import tqdm
 
-from prefrl.agent import make_agent, resolve_agent_config, resolve_device
+from prefrl.agent import make_agent, policy_device, resolve_agent_config, resolve_device
 from prefrl.config import AgentConfig, TrainConfig
 from prefrl.environments import env_has_true_reward, episode_limit, make_env, score_functions
 from prefrl.errors import PrefrlError
@@ -57,6 +57,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) one training run and write its run directory."""
     run, cfg = RunDir.prepare(cfg)
     assert cfg.env is not None
+    env_id = cfg.env
     t_start = time.time()
     agent_cfg = resolve_agent_config(cfg.env, cfg.agent)
     rng = np.random.default_rng(cfg.seed)
@@ -137,6 +138,10 @@ def train(cfg: TrainConfig) -> TrainResult:
             torch.save(trainer.state_dict(), run.reward_model / "trainer.pt")
         run.write_state({"env_steps": wrapper.env_step, "agent_steps": agent.num_timesteps})
 
+    def score_agent() -> float:
+        """The deterministic policy's mean true return (or task score) over fresh evaluation episodes."""
+        return evaluate_agent(agent, outer, env_id, cfg.eval_episodes, seed=cfg.seed + 10_000, score=episode_score)
+
     def log_metrics(eval_return: float = math.nan) -> None:
         recent = list(wrapper.episode_returns)[-10:]
         row = {
@@ -179,13 +184,12 @@ def train(cfg: TrainConfig) -> TrainResult:
                 answer_pending(store, teacher)
             stats = update_reward_model() or stats
         due_eval = cfg.eval_every > 0 and wrapper.env_step // cfg.eval_every > before // cfg.eval_every
-        log_metrics(evaluate_agent(agent, outer, cfg.env, cfg.eval_episodes, seed=cfg.seed + 10_000,
-                                   score=episode_score) if due_eval else math.nan)
+        log_metrics(score_agent() if due_eval else math.nan)
         checkpoint()
     bar.close()
 
     # Stage 3: score the final agent on the true reward; write the report and the video.
-    final = evaluate_agent(agent, outer, cfg.env, cfg.eval_episodes, seed=cfg.seed + 10_000, score=episode_score)
+    final = score_agent()
     labels = store.count_labels(include_skips=False) if store is not None else 0
     summary = {"env": cfg.env, "reward": cfg.reward, "teacher": cfg.teacher, "seed": cfg.seed,
                "env_steps": wrapper.env_step, "labels": labels, "final_true_return": final,
@@ -212,8 +216,7 @@ def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir, wrapper: Rewar
     if cfg.resume and ckpt.exists():
         outer = (VecNormalize.load(str(run.agent / "vecnormalize.pkl"), wrapper)
                  if agent_cfg.normalize else wrapper)
-        policy = "cnn_policy" if agent_cfg.policy == "cnn" else "mlp_policy"
-        agent = PPO.load(ckpt, env=outer, device=resolve_device(cfg.device, policy))
+        agent = PPO.load(ckpt, env=outer, device=policy_device(agent_cfg, cfg.device))
         return outer, agent
     outer = VecNormalize(wrapper, gamma=agent_cfg.gamma or 0.99) if agent_cfg.normalize else wrapper
     return outer, make_agent(agent_cfg, outer, cfg.seed, cfg.device)

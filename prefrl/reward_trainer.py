@@ -101,8 +101,7 @@ class RewardTrainer:
         self.rng = rng
         self.l2 = cfg.l2
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        self._features: dict[int, torch.Tensor] = {}
-        self._absorbing: dict[int, int] = {}
+        self._clips: dict[int, tuple[torch.Tensor, int]] = {}  # clip id -> (features, absorbing steps)
 
     def data_from_store(self, store: PreferenceStore) -> PreferenceData | None:
         """Every comparison label, plus comparisons implied by ratings of single clips."""
@@ -111,23 +110,23 @@ class RewardTrainer:
         triples += rating_pairs(store, self.rng, self.cfg.val_fraction)
         if not triples:
             return None
-        for left, right, _, _ in triples:
-            for cid in (left, right):
-                if cid not in self._features:
+        for a, b, _, _ in triples:
+            for cid in (a, b):
+                if cid not in self._clips:
                     clip = store.clip(cid)
-                    self._features[cid] = self.model.features(clip.obs, clip.acts)
-                    self._absorbing[cid] = clip.absorbing
+                    self._clips[cid] = (self.model.features(clip.obs, clip.acts), clip.absorbing)
         dev = self.model.device
 
-        def absorbing(ids: list[int]) -> torch.Tensor:
-            return torch.tensor([self._absorbing[c] for c in ids], device=dev, dtype=torch.float32)
+        def side(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            feats, absorbing = zip(*(self._clips[c] for c in ids))
+            return torch.stack(feats), torch.tensor(absorbing, device=dev, dtype=torch.float32)
 
-        lefts, rights = [a for a, _, _, _ in triples], [b for _, b, _, _ in triples]
-        return PreferenceData(left=torch.stack([self._features[a] for a in lefts]),
-                              right=torch.stack([self._features[b] for b in rights]),
+        (left, left_absorbing), (right, right_absorbing) = side([a for a, _, _, _ in triples]), side(
+            [b for _, b, _, _ in triples])
+        return PreferenceData(left=left, right=right,
                               target=torch.tensor([t for _, _, t, _ in triples], device=dev, dtype=torch.float32),
                               is_val=torch.tensor([v for _, _, _, v in triples], device=dev),
-                              left_absorbing=absorbing(lefts), right_absorbing=absorbing(rights))
+                              left_absorbing=left_absorbing, right_absorbing=right_absorbing)
 
     def update(self, data: PreferenceData) -> RewardStats:
         """Train every member for a few epochs on the labels, then adapt L2."""

@@ -15,6 +15,11 @@ RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(obs (N, *obs_shape), acts (N, *act_shape)) -> rewards (N,), one batched call for all env copies."""
 
 
+def ended_by_termination(done: bool, info: dict) -> bool:
+    """An episode that ended on its own (a fall, a goal), not at a time limit: it enters the absorbing state."""
+    return bool(done) and not info.get("TimeLimit.truncated", False)
+
+
 class ClipRecorder:
     """Cuts each env copy's stream of steps into fixed-length clips that never cross an episode boundary.
 
@@ -50,8 +55,7 @@ class ClipRecorder:
             self._rews[i].append(float(true_rewards[i]))
             self._extra[i].append(info.get("prefrl_state", info.get("prefrl_frame")))
             self._is_frames = self._is_frames or "prefrl_frame" in info
-            terminated = bool(dones[i]) and not info.get("TimeLimit.truncated", False)
-            if len(self._obs[i]) == self.clip_length or (terminated and self.absorbing):
+            if len(self._obs[i]) == self.clip_length or (self.absorbing and ended_by_termination(dones[i], info)):
                 self._emit(i, env_step)
             self._t[i] += 1
             if dones[i]:
@@ -143,7 +147,7 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         self._episode_steps += 1
         if self.absorbing_reward is not None:
             for k in np.flatnonzero(dones):
-                if not infos[k].get("TimeLimit.truncated", False):
+                if ended_by_termination(dones[k], infos[k]):
                     rewards[k] += self.absorbing_reward() * self.tail_weight(int(self._episode_steps[k]))
         if self.recorder is not None:
             self.recorder.record(prev_obs, acts, true_rewards, dones, self.env_step, infos)

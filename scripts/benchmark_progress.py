@@ -9,19 +9,19 @@ import math
 import sys
 from pathlib import Path
 
-from prefrl.run_dir import RunDir
+from prefrl.benchmark import benchmark_runs
 
 
 def main(root: Path) -> None:
     print(f"{'run':<40} {'steps':>9} {'labels':>6} {'wall s':>7} {'last eval':>10} {'final':>8}")
-    for metrics in sorted(root.glob("*/*/seed*/metrics.csv")):
-        run = RunDir(metrics.parent)
+    for b in benchmark_runs(root):
+        run = b.run
         rows = run.read_metrics()
         if not rows:
             continue
         evals = [r for r in rows if not math.isnan(r.get("eval_return", math.nan))]
         summary = run.read_state().get("summary") or {}
-        name = str(metrics.parent.relative_to(root))
+        name = str(run.path.relative_to(root))
         last = f"{evals[-1]['eval_return']:.0f}@{evals[-1]['env_steps'] / 1000:.0f}k" if evals else "-"
         final = f"{summary['final_true_return']:.0f}" if summary else "-"
         r = rows[-1]
