@@ -51,13 +51,23 @@ def _states(clip: Clip, nq: int) -> tuple[np.ndarray, np.ndarray]:
     return clip.states[:, :nq], clip.states[:, nq:]
 
 
+def _standing(qpos: np.ndarray) -> np.ndarray:
+    """Torso within 0.5 rad of vertical (any number of turns) at standing height (0.8-1.4 m; it stands at 1.25)."""
+    return (np.abs(np.angle(np.exp(1j * qpos[:, 2]))) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
+
+
 def backflip_score(clip: Clip) -> np.ndarray:
-    """Per-step score: backward rotation of the torso (radians this step), plus 0.05 for each step upright
-    and off the ground's clutter (torso high, nearly vertical), which is where a flip must end."""
+    """Per-step score: backward rotation of the torso (radians this step, at most 0.1) while the torso is up
+    (above 0.6 m: in the air or on its foot, not rolling on the ground; turning forwards costs anywhere),
+    plus 0.02 for each step standing, minus 0.05 for each step lying (torso below 0.5 m).
+
+    Rotation on the ground pays nothing and lying costs, so a fall backwards is worth less than standing;
+    a full turn in the air (2*pi) is worth 300 steps of standing, and landing lets the hopper go again.
+    PPO on this score alone learned landed backflips (see docs/backflip.md)."""
     qpos, qvel = _states(clip, HOPPER_NQ)
-    backward = -qvel[:, 2] * HOPPER_DT
-    upright = (np.cos(qpos[:, 2]) > 0.9) & (qpos[:, 1] > 1.0)
-    return backward + 0.05 * upright
+    backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
+    rotation = np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))
+    return rotation + 0.02 * _standing(qpos) - 0.05 * (qpos[:, 1] < 0.5)
 
 
 def count_backflips(clip: Clip) -> float:
@@ -65,18 +75,25 @@ def count_backflips(clip: Clip) -> float:
     and within the next 80 steps (0.64 s) the hopper stands for 20 steps in a row: torso within 0.5 rad of
     vertical at standing height (0.8-1.4 m; it stands at 1.25)."""
     qpos, _ = _states(clip, HOPPER_NQ)
+    return float(len(landed_backflips(qpos)))
+
+
+def landed_backflips(qpos: np.ndarray) -> list[tuple[int, int]]:
+    """(step the flip began, step it completed) for each landed backflip in a Hopper trajectory (see
+    `count_backflips`); a flip begins where the torso last passed the previous whole turn."""
     turned = -(qpos[:, 2] - qpos[0, 2])
-    standing = (np.abs(np.angle(np.exp(1j * qpos[:, 2]))) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
+    standing = _standing(qpos)
     run = np.zeros(len(standing), dtype=int)  # consecutive standing steps ending at t
     for t in range(len(standing)):
         run[t] = (run[t - 1] + 1 if t else 1) if standing[t] else 0
-    flips, k = 0, 1
+    flips, k = [], 1
     for t in range(len(turned)):
         if turned[t] >= 2 * math.pi * k:
-            k += 1
             if (run[t: t + 80] >= 20).any():
-                flips += 1
-    return float(flips)
+                began = np.flatnonzero(turned[:t] < 2 * math.pi * (k - 1) + 0.1)
+                flips.append((int(began[-1]) if len(began) else 0, t))
+            k += 1
+    return flips
 
 
 @lru_cache(maxsize=1)

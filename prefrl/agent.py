@@ -29,6 +29,7 @@ PRESETS: dict[str, AgentConfig] = {
     # 4,272 at 500k. The zoo-like settings cost up to 4x more per PPO update.
     "Hopper": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
     "Walker2d": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
+    "prefrl/HopperBackflip": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
     "prefrl/PointReach": AgentConfig(n_envs=4, n_steps=256, batch_size=128, n_epochs=10, learning_rate=1e-3,
                                      gamma=0.95, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, net_arch=(64, 64),
                                      log_std_init=-0.5, activation="tanh", normalize=False),

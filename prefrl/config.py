@@ -127,14 +127,16 @@ class TrainConfig:
     """Who answers: a synthetic teacher that judges by the env's true return, or a person (human) in the
     comparison window, while the agent goes on training."""
     teacher_score: str | None = None
-    """package.module:function giving a clip's per-step score (array of shape (T,)), judged by synthetic
-    teachers instead of the env's reward: for tasks with no reward. Shipped tasks name theirs."""
+    """package.module:function giving a clip's per-step score (array of shape (T,), each step's from that step
+    alone), judged by synthetic teachers instead of the env's reward: for tasks with no reward. Shipped tasks
+    name theirs. Where a score is in effect it is the run's true reward: --reward true trains on it."""
     labeler: str | None = None
     """Name stored with a person's labels (default: the login name)."""
     window: bool = True
     """With --teacher human: open the comparison window (else label from another terminal: prefrl label)."""
     reward: Literal["learned", "true"] = "learned"
-    """Reward the agent optimises: learned from preferences, or the env's own (the baseline)."""
+    """Reward the agent optimises: learned from preferences, or the true one (the baseline): the env's own, or
+    the scripted score where one is in effect (see --teacher-score)."""
     seed: int = 0
     out: Path = Path("runs/latest")
     """Run directory."""

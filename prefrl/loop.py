@@ -83,7 +83,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                             absorbing=cfg.absorbing) if learned else None
     absorbing_reward = model.absorbing_reward if model is not None and cfg.absorbing else None
     wrapper = RewardVecEnvWrapper(venv, model.reward if model is not None else None, recorder, absorbing_reward,
-                                  gamma=agent_cfg.gamma or 0.99, horizon=horizon)
+                                  gamma=agent_cfg.gamma or 0.99, horizon=horizon, true_score=step_score)
     state = run.read_state()
     outer, agent = _agent(cfg, agent_cfg, run, wrapper)
     agent.set_logger(configure_logger(str(run.tensorboard), ["tensorboard"]))

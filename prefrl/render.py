@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -30,8 +31,24 @@ def render_env(spec: str, width: int = 256, height: int = 192) -> gym.Env:
     if env.render_mode != "rgb_array":
         raise PrefrlError(f"env '{spec}' was not made in render_mode 'rgb_array', so a person cannot see its clips: "
                           "let its constructor or factory take render_mode and honour 'rgb_array'")
+    if is_mujoco(env):
+        env = FollowCamera(env)
     env.reset(seed=0)
     return env
+
+
+class FollowCamera(gym.Wrapper):
+    """Keeps a MuJoCo agent in the picture: each frame looks at the body the env's camera config tracks
+    (`trackbodyid`, else the root body). Gymnasium's renderer uses a free camera that stays where it was put,
+    so a Hopper that flips backwards or a HalfCheetah that runs would leave the frame."""
+
+    def render(self):  # type: ignore[no-untyped-def]
+        u: Any = self.env.unwrapped
+        renderer = u.mujoco_renderer
+        body = (renderer.default_cam_config or {}).get("trackbodyid", 1)
+        viewer = renderer._get_viewer(self.env.render_mode)
+        viewer.cam.lookat[:2] = u.data.xpos[body][:2]
+        return self.env.render()
 
 
 def playback_fps(env: gym.Env) -> float:

@@ -14,6 +14,9 @@ from prefrl.data import Clip
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(obs (N, *obs_shape), acts (N, *act_shape)) -> rewards (N,), one batched call for all env copies."""
 
+StepScore = Callable[[Clip], np.ndarray]
+"""A scripted per-step score over a clip (T steps -> (T,)), for tasks whose env has no reward for them."""
+
 
 def ended_by_termination(done: bool, info: dict) -> bool:
     """An episode that ended on its own (a fall, a goal), not at a time limit: it enters the absorbing state."""
@@ -102,7 +105,9 @@ class RewardVecEnvWrapper(VecEnvWrapper):
     """Replaces the env's reward with `reward_fn(obs, action)` and records every step into clips.
 
     The true reward stays visible to loggers as ``info["true_reward"]``; episode sums of both rewards
-    are kept in `episode_returns` as (true return, predicted return).
+    are kept in `episode_returns` as (true return, predicted return). With `true_score`, the true reward is
+    that scripted score of each step (from the recorded state), not the env's own: what synthetic teachers
+    judge by is what the agent is measured on, and what `reward_fn=None` trains on.
 
     With `absorbing_reward`, an episode that terminates before its time limit `horizon` also receives
     the discounted reward of the absorbing state for the steps it would have had left, on its last step.
@@ -110,9 +115,10 @@ class RewardVecEnvWrapper(VecEnvWrapper):
 
     def __init__(self, venv: VecEnv, reward_fn: RewardFn | None, recorder: ClipRecorder | None = None,
                  absorbing_reward: Callable[[], float] | None = None, gamma: float = 0.99,
-                 horizon: int | None = None) -> None:
+                 horizon: int | None = None, true_score: StepScore | None = None) -> None:
         super().__init__(venv)
         self.reward_fn = reward_fn
+        self.true_score = true_score
         self.recorder = recorder
         self.absorbing_reward = absorbing_reward
         self.gamma = gamma
@@ -141,6 +147,8 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         obs, true_rewards, dones, infos = self.venv.step_wait()
         assert self._last_obs is not None and self._actions is not None, "step before reset"
         prev_obs, acts = self._last_obs, self._actions
+        if self.true_score is not None:
+            true_rewards = self._scores(prev_obs, acts, true_rewards, infos)
         rewards = true_rewards if self.reward_fn is None else self.reward_fn(prev_obs, acts)
         rewards = np.asarray(rewards, dtype=np.float32).reshape(self.num_envs)
         self.env_step += self.num_envs
@@ -162,6 +170,16 @@ class RewardVecEnvWrapper(VecEnvWrapper):
                 self._episode_steps[i] = 0
         self._last_obs = np.asarray(obs)
         return obs, rewards, dones, infos
+
+    def _scores(self, obs: np.ndarray, acts: np.ndarray, env_rewards: np.ndarray, infos: list[dict]) -> np.ndarray:
+        assert self.true_score is not None
+        out = np.empty(self.num_envs, dtype=np.float32)
+        for i, info in enumerate(infos):
+            state = info.get("prefrl_state")
+            step = Clip(obs=obs[i:i + 1], acts=acts[i:i + 1], true_rewards=env_rewards[i:i + 1],
+                        states=None if state is None else state[None])
+            out[i] = float(np.asarray(self.true_score(step)).reshape(-1)[0])
+        return out
 
     def tail_weight(self, steps_taken: int) -> float:
         """Discounted number of absorbing steps after a termination at `steps_taken`, seen from the last step."""

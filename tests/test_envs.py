@@ -69,11 +69,14 @@ def test_backflip_scorer_counts_landed_backward_rotations():
     assert count_backflips(forward) == 0
     crashed = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.r_[np.full(100, 1.5), np.full(60, 0.3)])
     assert count_backflips(crashed) == 0
-    # the per-step score the teacher sums prefers rotating backwards over forwards over standing still
-    still = _hopper_clip(np.zeros(160), np.full(160, 0.5))
-    assert backflip_score(landed).sum() > backflip_score(still).sum() > backflip_score(forward).sum()
-    # one full backward turn (2*pi) plus the upright bonus for at most every step
-    assert 2 * math.pi + 0.05 * 60 - 0.1 < backflip_score(landed).sum() < 2 * math.pi + 0.05 * 160
+    # the per-step score the teacher sums prefers a flip in the air, then standing still, then turning
+    # forwards; rolling backwards on the ground pays nothing and lying there costs
+    still = _hopper_clip(np.zeros(160), np.full(160, 1.25))
+    rolled = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.full(160, 0.3))
+    scores = [backflip_score(c).sum() for c in (landed, still, forward, rolled)]
+    assert scores == sorted(scores, reverse=True) and scores[3] == pytest.approx(-0.05 * 160)
+    # one full backward turn (2*pi) plus the standing bonus for at most every step
+    assert 2 * math.pi + 0.02 * 60 - 0.1 < scores[0] < 2 * math.pi + 0.02 * 160
 
 
 def test_one_leg_scorer_rewards_forward_motion_with_the_front_foot_up():

@@ -189,3 +189,21 @@ def test_render_worker_draws_open_queries_ahead(tmp_path, run_dir):
     assert frames.shape == (10, 128, 128, 3) and frames.dtype == np.uint8
     later = store.pending_queries()[3]
     assert not clip_paths(run_dir / "clips", later.left_id)[0].exists()  # only what is needed soon
+
+
+def test_mujoco_clips_keep_the_agent_in_the_picture_wherever_it_goes():
+    renderer = ClipRenderer("prefrl/HopperBackflip-v0", 128, 128)
+    env = renderer.env.unwrapped
+    qpos, qvel = env.init_qpos.copy(), env.init_qvel.copy()
+
+    def hopper_pixels(x: float) -> int:
+        qpos[0] = x
+        env.set_state(qpos, qvel)
+        frame = renderer.env.render().astype(int)
+        return int(((frame[..., 0] > frame[..., 1] + 40) & (frame[..., 0] > frame[..., 2] + 60)).sum())
+
+    home = hopper_pixels(0.0)
+    assert home > 50
+    # six metres back (where a few backflips take it) the camera has followed: the hopper is as large
+    assert hopper_pixels(-6.0) > 0.8 * home
+    renderer.close()

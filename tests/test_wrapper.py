@@ -34,6 +34,21 @@ def test_wrapper_keeps_shapes_and_replaces_rewards():
     assert np.all(true <= 0) and not np.allclose(true, rewards)
 
 
+def test_a_scripted_score_is_the_true_reward_and_what_the_true_arm_trains_on():
+    venv = DummyVecEnv([lambda: StateRecorder(make_env("prefrl/PointReach-v0")) for _ in range(2)])
+    venv.seed(0)
+    rec = ClipRecorder(n_envs=2, clip_length=5, capacity=10)
+    w = RewardVecEnvWrapper(venv, None, rec, true_score=lambda clip: 100 + clip.states[:, 0])
+    obs = w.reset()
+    _, rewards, _, infos = w.step(np.stack([w.action_space.sample() for _ in range(2)]))
+    # scored from the state before the step (PointReach's state is its observation), not the env's reward
+    np.testing.assert_allclose(rewards, 100 + obs[:, 0], rtol=1e-6)
+    np.testing.assert_allclose([i["true_reward"] for i in infos], rewards)
+    for _ in range(4):
+        w.step(np.stack([w.action_space.sample() for _ in range(2)]))
+    assert len(rec.clips) == 2 and all(np.all(c.true_rewards > 98) for c in rec.clips)
+
+
 def test_recorder_cuts_fixed_length_clips_within_episodes():
     venv = _venv(2)
     rec = ClipRecorder(n_envs=2, clip_length=15, capacity=100)
