@@ -63,7 +63,7 @@ def backflip_score(clip: Clip) -> np.ndarray:
 
     Rotation on the ground pays nothing and lying costs, so a fall backwards is worth less than standing;
     a full turn in the air (2*pi) is worth 300 steps of standing, and landing lets the hopper go again.
-    PPO on this score alone learned landed backflips (see docs/backflip.md)."""
+    PPO on this score alone learned landed backflips in one seed of two (docs/backflip.md)."""
     qpos, qvel = _states(clip, HOPPER_NQ)
     backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
     rotation = np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))

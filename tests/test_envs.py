@@ -14,9 +14,11 @@ from prefrl.environments import make_env
 from prefrl.envs.backflip import (
     CHEETAH_NQ,
     HOPPER_DT,
+    HOPPER_NQ,
     backflip_score,
     count_backflips,
     front_foot_height,
+    landed_backflips,
     one_leg_score,
 )
 from prefrl.errors import PrefrlError
@@ -63,6 +65,7 @@ def test_backflip_scorer_counts_landed_backward_rotations():
     stand = np.full(60, -2 * math.pi)
     two = _hopper_clip(np.r_[turn, stand, turn - 2 * math.pi, stand - 2 * math.pi], np.full(320, 1.25))
     assert count_backflips(two) == 2
+    assert landed_backflips(two.states[:, :HOPPER_NQ]) == [(1, 99), (161, 259)]  # (began, completed)
     no_landing_between = _hopper_clip(np.r_[turn, turn - 2 * math.pi, stand - 2 * math.pi], np.full(260, 1.25))
     assert count_backflips(no_landing_between) == 1
     forward = _hopper_clip(np.r_[-turn, np.full(60, 2 * math.pi)], np.full(160, 1.25))
