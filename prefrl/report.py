@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,8 +40,14 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
         return float("nan")
     if is_atari_id(env_id):
         return _evaluate_vec(agent, make_vec_env(env_id, 1, seed), episodes)
+    scored = score if score is not None else (lambda clip: clip.true_return)
+    return float(np.mean([scored(clip) for clip in episode_clips(agent, outer, env_id, episodes, seed)]))
+
+
+def episode_clips(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: int, seed: int) -> Iterator[Clip]:
+    """Whole episodes of the deterministic policy (seeds `seed`, `seed`+1, ...), each as one clip with the
+    env's reward and, where the env can save it, the state before each step."""
     env = StateRecorder(make_env(env_id))
-    results = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         done = False
@@ -54,14 +60,9 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
             rewards.append(float(r))
             states.append(info.get("prefrl_state"))
             done = terminated or truncated
-        if score is None:
-            results.append(float(np.sum(rewards)))
-        else:
-            results.append(score(Clip(obs=np.stack(observations), acts=np.stack(actions),
-                                      true_rewards=np.asarray(rewards, dtype=np.float32),
-                                      states=np.stack(states) if states[0] is not None else None)))
+        yield Clip(obs=np.stack(observations), acts=np.stack(actions), true_rewards=np.asarray(rewards),
+                   states=np.stack(states) if states[0] is not None else None)
     env.close()
-    return float(np.mean(results))
 
 
 def _evaluate_vec(agent: BaseAlgorithm, venv: VecEnv, episodes: int) -> float:

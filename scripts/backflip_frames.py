@@ -14,40 +14,25 @@ import json
 import math
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from prefrl.environments import make_env
 from prefrl.envs.backflip import HOPPER_NQ, landed_backflips
 from prefrl.render import render_env
-from prefrl.states import capture, restore
+from prefrl.report import episode_clips
+from prefrl.states import restore
 
 ENV = "prefrl/HopperBackflip-v0"
 
 
-def load_policy(run: Path):  # type: ignore[no-untyped-def]
+def load_agent(run: Path) -> tuple[PPO, VecEnv]:
+    """The run's final agent, and the VecEnv whose observation normalisation it acts through."""
     agent = PPO.load(run / "agent" / "ppo.zip", device="cpu")
+    venv: VecEnv = DummyVecEnv([lambda: make_env(ENV)])
     norm_path = run / "agent" / "vecnormalize.pkl"
-    norm = VecNormalize.load(str(norm_path), DummyVecEnv([lambda: make_env(ENV)])) if norm_path.exists() else None
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        x = norm.normalize_obs(obs[None]) if norm is not None else obs[None]
-        return agent.predict(x, deterministic=True)[0][0]
-    return act
-
-
-def episode_states(act, seed: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    env: gym.Env = make_env(ENV)
-    obs, _ = env.reset(seed=seed)
-    states, done = [capture(env)], False
-    while not done:
-        obs, _, terminated, truncated, _ = env.step(act(obs))
-        states.append(capture(env))
-        done = terminated or truncated
-    env.close()
-    return np.stack(states)
+    return agent, VecNormalize.load(str(norm_path), venv) if norm_path.exists() else venv
 
 
 def draw(states: np.ndarray, steps: list[int], path: Path) -> None:
@@ -79,10 +64,11 @@ def main() -> None:
     args = parser.parse_args()
     drawn = args.png is None
     for run in args.runs:
-        act = load_policy(run)
+        agent, outer = load_agent(run)
         flips, turns = [], []
-        for k in range(args.episodes):
-            states = episode_states(act, args.seed + k)
+        for k, clip in enumerate(episode_clips(agent, outer, ENV, args.episodes, args.seed)):
+            assert clip.states is not None
+            states = clip.states
             qpos = states[:, :HOPPER_NQ]
             landed = landed_backflips(qpos)
             flips.append(len(landed))
