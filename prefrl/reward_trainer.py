@@ -168,7 +168,9 @@ class RewardTrainer:
                            val_accuracy=val_acc, l2=self.l2)
 
     def _weight_norm(self) -> torch.Tensor:
-        return sum((m.weight**2).sum() for m in self.model.modules() if isinstance(m, EnsembleLinear))  # type: ignore[return-value]
+        """Squared weights of every layer, the CNN's convolutions included (biases are not penalised)."""
+        layers = (m for m in self.model.modules() if isinstance(m, (EnsembleLinear, torch.nn.Conv2d)))
+        return sum((m.weight**2).sum() for m in layers)  # type: ignore[return-value]
 
     @torch.no_grad()
     def evaluate(self, data: PreferenceData, mask: torch.Tensor) -> tuple[float, float]:

@@ -1,5 +1,7 @@
 """The CNN reward ensemble for image observations, and the factory that picks a model for a space."""
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -95,3 +97,22 @@ def test_factory_picks_the_model_and_names_the_fix_for_other_spaces():
         make_reward_model(gym.spaces.Box(-1, 1, (4, 4)), act, cfg)
     with pytest.raises(PrefrlError, match="ResizeObservation"):
         make_reward_model(gym.spaces.Box(0, 255, (32, 32, 3), np.uint8), act, cfg)
+
+
+def test_l2_shrinks_the_convolutions_too(rng):
+    """The adapted L2 weight regularises the whole CNN, not only its dense layers."""
+    torch.manual_seed(0)
+    cfg = RewardModelConfig(members=2, batch_size=16, lr=1e-3, epochs=2, max_updates=40)
+    model = _model(cfg)
+    data = _bright_pairs(model, rng, 64)
+    twin = _model(cfg)
+    twin.load_state_dict(model.state_dict())
+
+    def conv_norm(m: CnnRewardEnsemble) -> float:
+        return sum(float((c.weight**2).sum()) for c in m.modules() if isinstance(c, torch.nn.Conv2d))
+
+    start = conv_norm(model)
+    RewardTrainer(model, dataclasses.replace(cfg, l2=1.0), np.random.default_rng(0)).update(data)
+    RewardTrainer(twin, dataclasses.replace(cfg, l2=0.0), np.random.default_rng(0)).update(data)
+    assert conv_norm(model) < 0.9 * start
+    assert conv_norm(model) < 0.9 * conv_norm(twin)
