@@ -1,6 +1,7 @@
 """Shipped environments, their scorers, and plugging in an env of one's own."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +129,24 @@ def test_check_env_command_reports_what_prefrl_will_do(capsys):
     assert main(["check-env", "tests.factories:make_blind"]) == 0
     assert "rgb_array rendering failed" in capsys.readouterr().out
     assert main(["check-env", "tests.factories:not_an_env"]) == 2
+
+
+def test_backflip_variant_env_cuts_episodes_once_the_hopper_has_lain_for_50_steps(monkeypatch):
+    """scripts/backflip_variants.py, as docs/backflip.md runs it: by factory path from the scripts folder."""
+    monkeypatch.chdir(Path(__file__).parents[1] / "scripts")
+    env = make_env("backflip_variants:hopper_cut_when_lying")
+    assert env.unwrapped.metadata["prefrl_no_reward"]  # the shipped env's score comes with it
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    heights = []
+    for _ in range(1000):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        heights.append(env.unwrapped.data.qpos[1])
+        if terminated or truncated:
+            break
+    assert truncated and not terminated and len(heights) < 1000  # cut, not failed, well before the time limit
+    assert max(heights[-50:]) < 0.5 and min(heights[:5]) > 0.5
+    from backflip_variants import smaller_standing_bonus  # importable from the scripts folder, as the docs run it
+
+    still = _hopper_clip(np.zeros(40), np.full(40, 1.25))
+    np.testing.assert_allclose(smaller_standing_bonus(still), backflip_score(still) / 2)  # 0.01, not 0.02

@@ -1,0 +1,62 @@
+"""The HopperBackflip variants tried in docs/backflip.md (session 4), kept so those runs can be repeated.
+
+Run from this folder, so that `backflip_variants` imports (prefrl puts the working directory on the path):
+
+    cd scripts
+    prefrl train --env backflip_variants:hopper_cut_when_lying --agent.n-steps 512 \\
+        --labels 1000 --queries.selection disagreement --queries.clip-length 50 --steps 1500000 --seed 1
+    prefrl train --env prefrl/HopperBackflip-v0 --teacher-score backflip_variants:smaller_standing_bonus ...
+
+`hopper_cut_when_lying` is a custom env by factory path, so it takes SB3's default rollout: `--agent.n-steps 512`
+gives it HopperBackflip's preset. Neither variant is shipped: neither has produced a landed flip yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
+from prefrl.data import Clip
+from prefrl.envs.backflip import HOPPER_DT, HOPPER_NQ, _standing
+
+LYING_HEIGHT = 0.5
+"""Torso height (m) below which the hopper is lying, as in `backflip_score`."""
+
+
+class CutWhenLying(gym.Wrapper):
+    """Ends an episode (truncated, not terminated) once the torso has stayed below 0.5 m for `steps` steps.
+
+    A fallen hopper rarely gets up, so most of a 1,000-step episode is spent lying; cutting it short gives more
+    episodes that start standing. It is a truncation, so PPO still values the lying state as going on."""
+
+    def __init__(self, env: gym.Env, steps: int = 50) -> None:
+        super().__init__(env)
+        self.steps = steps
+        self.lying = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.lying = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        height = float(self.env.unwrapped.data.qpos[1])  # type: ignore[attr-defined]
+        self.lying = self.lying + 1 if height < LYING_HEIGHT else 0
+        return obs, reward, terminated, truncated or self.lying >= self.steps, info
+
+
+def hopper_cut_when_lying(render_mode: str | None = None) -> gym.Env:
+    """prefrl/HopperBackflip-v0 (its score and metadata included) whose episodes end after 50 steps lying."""
+    return CutWhenLying(gym.make("prefrl/HopperBackflip-v0", render_mode=render_mode))
+
+
+def smaller_standing_bonus(clip: Clip) -> np.ndarray:
+    """`backflip_score` with 0.01 instead of 0.02 for each step standing."""
+    assert clip.states is not None, "needs recorded MuJoCo states"
+    qpos, qvel = clip.states[:, :HOPPER_NQ], clip.states[:, HOPPER_NQ:]
+    backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
+    rotation = np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))
+    return rotation + 0.01 * _standing(qpos) - 0.05 * (qpos[:, 1] < LYING_HEIGHT)
