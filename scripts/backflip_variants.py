@@ -20,7 +20,7 @@ import numpy as np
 
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.data import Clip
-from prefrl.envs.backflip import HOPPER_DT, HOPPER_NQ, _standing
+from prefrl.envs.backflip import HOPPER_NQ, _standing, backflip_score
 
 LYING_HEIGHT = 0.5
 """Torso height (m) below which the hopper is lying, as in `backflip_score`."""
@@ -56,7 +56,4 @@ def hopper_cut_when_lying(render_mode: str | None = None) -> gym.Env:
 def smaller_standing_bonus(clip: Clip) -> np.ndarray:
     """`backflip_score` with 0.01 instead of 0.02 for each step standing."""
     assert clip.states is not None, "needs recorded MuJoCo states"
-    qpos, qvel = clip.states[:, :HOPPER_NQ], clip.states[:, HOPPER_NQ:]
-    backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
-    rotation = np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))
-    return rotation + 0.01 * _standing(qpos) - 0.05 * (qpos[:, 1] < LYING_HEIGHT)
+    return backflip_score(clip) - 0.01 * _standing(clip.states[:, :HOPPER_NQ])
