@@ -172,14 +172,13 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         return obs, rewards, dones, infos
 
     def _scores(self, obs: np.ndarray, acts: np.ndarray, env_rewards: np.ndarray, infos: list[dict]) -> np.ndarray:
+        """This step's score for every env copy in one call: the copies' steps as the steps of one clip (a
+        step's score depends on that step alone)."""
         assert self.true_score is not None
-        out = np.empty(self.num_envs, dtype=np.float32)
-        for i, info in enumerate(infos):
-            state = info.get("prefrl_state")
-            step = Clip(obs=obs[i:i + 1], acts=acts[i:i + 1], true_rewards=env_rewards[i:i + 1],
-                        states=None if state is None else state[None])
-            out[i] = float(np.asarray(self.true_score(step)).reshape(-1)[0])
-        return out
+        states = [info.get("prefrl_state") for info in infos]
+        step = Clip(obs=obs, acts=acts, true_rewards=env_rewards,
+                    states=None if any(s is None for s in states) else np.stack(states))  # type: ignore[arg-type]
+        return np.asarray(self.true_score(step), dtype=np.float32).reshape(self.num_envs)
 
     def tail_weight(self, steps_taken: int) -> float:
         """Discounted number of absorbing steps after a termination at `steps_taken`, seen from the last step."""
