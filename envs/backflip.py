@@ -58,16 +58,22 @@ def _standing(qpos: np.ndarray) -> np.ndarray:
 
 def backflip_score(clip: Clip) -> np.ndarray:
     """Per-step score: backward rotation of the torso (radians this step, at most 0.1) while the torso is up
-    (above 0.6 m: in the air or on its foot, not rolling on the ground; turning forwards costs anywhere),
-    plus 0.02 for each step standing, minus 0.05 for each step lying (torso below 0.5 m).
+    (above 0.6 m: in the air or on its foot, not rolling on the ground; turning forwards costs anywhere);
+    plus 0.02 per step standing for each whole backward turn completed since the start; minus 0.05 per step
+    lying: torso below 0.5 m, or below 0.65 m and upside down (more than 90 degrees from upright).
 
-    Rotation on the ground pays nothing and lying costs, so a fall backwards is worth less than standing;
-    a full turn in the air (2*pi) is worth 300 steps of standing, and landing lets the hopper go again.
-    PPO on this score alone learned landed backflips in one seed of two (docs/backflip.md)."""
+    Standing pays nothing before the first flip, so standing still is never worth more than flipping, and
+    each landed flip raises what standing pays. The torso's hinge angle is unwrapped and in the observation,
+    so the score stays a function of the step's state. A full turn in the air (2*pi) is worth 300 steps of
+    standing after one flip. PPO on this score alone lands backflips (docs/backflip.md)."""
     qpos, qvel = _states(clip, HOPPER_NQ)
+    height, angle = qpos[:, 1], qpos[:, 2]
     backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
-    rotation = np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))
-    return rotation + 0.02 * _standing(qpos) - 0.05 * (qpos[:, 1] < 0.5)
+    rotation = np.where(height > 0.6, backward, np.minimum(backward, 0.0))
+    turns = np.maximum(np.floor((0.5 - angle) / (2 * math.pi)), 0.0)  # whole backward turns, give or take 0.5 rad
+    upside_down = np.abs(np.angle(np.exp(1j * angle))) > math.pi / 2
+    lying = (height < 0.5) | ((height < 0.65) & upside_down)
+    return rotation + 0.02 * turns * _standing(qpos) - 0.05 * lying
 
 
 def count_backflips(clip: Clip) -> float:

@@ -1,14 +1,15 @@
-"""The HopperBackflip variants tried in docs/backflip.md (session 4), kept so those runs can be repeated.
+"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 and 5), kept so those runs can be repeated.
 
 Run from this folder, so that `backflip_variants` imports (prefrl puts the working directory on the path):
 
     cd scripts
     prefrl train --env backflip_variants:hopper_cut_when_lying --agent.n-steps 512 \\
         --labels 1000 --queries.selection disagreement --queries.clip-length 50 --steps 1500000 --seed 1
-    prefrl train --env prefrl/HopperBackflip-v0 --teacher-score backflip_variants:smaller_standing_bonus ...
+    prefrl train --env prefrl/HopperBackflip-v0 --teacher-score backflip_variants:standing_bonus_from_the_start ...
 
 `hopper_cut_when_lying` is a custom env by factory path, so it takes SB3's default rollout: `--agent.n-steps 512`
-gives it HopperBackflip's preset. Neither variant is shipped: neither has produced a landed flip yet.
+gives it HopperBackflip's preset. Session 4's runs used the score shipped then: add
+`--teacher-score backflip_variants:standing_bonus_from_the_start` to repeat them. None of these is shipped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.data import Clip
-from prefrl.envs.backflip import HOPPER_NQ, _standing, backflip_score
+from prefrl.envs.backflip import HOPPER_DT, HOPPER_NQ, _standing, backflip_score
 
 LYING_HEIGHT = 0.5
 """Torso height (m) below which the hopper is lying, as in `backflip_score`."""
@@ -53,7 +54,22 @@ def hopper_cut_when_lying(render_mode: str | None = None) -> gym.Env:
     return CutWhenLying(gym.make("prefrl/HopperBackflip-v0", render_mode=render_mode))
 
 
-def smaller_standing_bonus(clip: Clip) -> np.ndarray:
-    """`backflip_score` with 0.01 instead of 0.02 for each step standing."""
+def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:
+    """The score shipped as `backflip_score` in sessions 3 and 4: the same rotation term, but +0.02 for every
+    step standing, flips or not, and lying judged by height alone (torso below 0.5 m). Standing still for a
+    whole episode (20) outscored the flips PPO learned on it (about 8): the trap docs/backflip.md describes."""
     assert clip.states is not None, "needs recorded MuJoCo states"
-    return backflip_score(clip) - 0.01 * _standing(clip.states[:, :HOPPER_NQ])
+    qpos, qvel = clip.states[:, :HOPPER_NQ], clip.states[:, HOPPER_NQ:]
+    backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
+    rotation = np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))
+    return rotation + 0.02 * _standing(qpos) - 0.05 * (qpos[:, 1] < LYING_HEIGHT)
+
+
+def smaller_standing_bonus(clip: Clip) -> np.ndarray:
+    """`standing_bonus_from_the_start` with 0.01 instead of 0.02 for each step standing."""
+    assert clip.states is not None, "needs recorded MuJoCo states"
+    return standing_bonus_from_the_start(clip) - 0.01 * _standing(clip.states[:, :HOPPER_NQ])
+
+
+standing_after_turns = backflip_score
+"""The name session 5's runs gave the score (their config.json records it) before it was shipped."""

@@ -81,6 +81,15 @@ def test_backflip_scorer_counts_landed_backward_rotations():
     assert scores == sorted(scores, reverse=True) and scores[3] == pytest.approx(-0.05 * 160)
     # one full backward turn (2*pi) plus the standing bonus for at most every step
     assert 2 * math.pi + 0.02 * 60 - 0.1 < scores[0] < 2 * math.pi + 0.02 * 160
+    # standing pays only after whole backward turns, 0.02 a step for each; a headstand counts as lying
+    assert backflip_score(still).max() == 0
+    for turns in (1, 2):
+        after = _hopper_clip(np.full(10, -2 * math.pi * turns), np.full(10, 1.25))
+        np.testing.assert_allclose(backflip_score(after), 0.02 * turns)
+    headstand = _hopper_clip(np.full(10, -math.pi), np.full(10, 0.6))
+    crouch = _hopper_clip(np.zeros(10), np.full(10, 0.6))
+    np.testing.assert_allclose(backflip_score(headstand), -0.05)
+    np.testing.assert_allclose(backflip_score(crouch), 0.0)
 
 
 def test_one_leg_scorer_rewards_forward_motion_with_the_front_foot_up():
@@ -146,7 +155,11 @@ def test_backflip_variant_env_cuts_episodes_once_the_hopper_has_lain_for_50_step
             break
     assert truncated and not terminated and len(heights) < 1000  # cut, not failed, well before the time limit
     assert max(heights[-50:]) < 0.5 and min(heights[:5]) > 0.5
-    from backflip_variants import smaller_standing_bonus  # importable from the scripts folder, as the docs run it
+    # importable from the scripts folder, as the docs run them
+    from backflip_variants import smaller_standing_bonus, standing_bonus_from_the_start
 
-    still = _hopper_clip(np.zeros(40), np.full(40, 1.25))
-    np.testing.assert_allclose(smaller_standing_bonus(still), backflip_score(still) / 2)  # 0.01, not 0.02
+    still = _hopper_clip(np.zeros(40), np.full(40, 1.25))  # before any flip: the old score paid standing
+    np.testing.assert_allclose(standing_bonus_from_the_start(still), 0.02)
+    np.testing.assert_allclose(smaller_standing_bonus(still), 0.01)
+    landed = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi, 100), np.full(60, -2 * math.pi)], np.full(160, 1.25))
+    np.testing.assert_allclose(standing_bonus_from_the_start(landed)[100:], backflip_score(landed)[100:])  # 1 turn
