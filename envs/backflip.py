@@ -56,6 +56,13 @@ def _standing(qpos: np.ndarray) -> np.ndarray:
     return (np.abs(np.angle(np.exp(1j * qpos[:, 2]))) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
 
 
+def _rotation(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    """Backward rotation of the torso this step (radians, at most 0.1), paid only while the torso is above
+    0.6 m; turning forwards costs anywhere."""
+    backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
+    return np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))
+
+
 def backflip_score(clip: Clip) -> np.ndarray:
     """Per-step score: backward rotation of the torso (radians this step, at most 0.1) while the torso is up
     (above 0.6 m: in the air or on its foot, not rolling on the ground; turning forwards costs anywhere);
@@ -68,12 +75,10 @@ def backflip_score(clip: Clip) -> np.ndarray:
     standing after one flip. PPO on this score alone lands backflips (docs/backflip.md)."""
     qpos, qvel = _states(clip, HOPPER_NQ)
     height, angle = qpos[:, 1], qpos[:, 2]
-    backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
-    rotation = np.where(height > 0.6, backward, np.minimum(backward, 0.0))
     turns = np.maximum(np.floor((0.5 - angle) / (2 * math.pi)), 0.0)  # whole backward turns, give or take 0.5 rad
     upside_down = np.abs(np.angle(np.exp(1j * angle))) > math.pi / 2
     lying = (height < 0.5) | ((height < 0.65) & upside_down)
-    return rotation + 0.02 * turns * _standing(qpos) - 0.05 * lying
+    return _rotation(qpos, qvel) + 0.02 * turns * _standing(qpos) - 0.05 * lying
 
 
 def count_backflips(clip: Clip) -> float:

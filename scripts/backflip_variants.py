@@ -21,7 +21,7 @@ import numpy as np
 
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.data import Clip
-from prefrl.envs.backflip import HOPPER_DT, HOPPER_NQ, _standing, backflip_score
+from prefrl.envs.backflip import HOPPER_NQ, _rotation, _standing, _states, backflip_score
 
 LYING_HEIGHT = 0.5
 """Torso height (m) below which the hopper is lying, as in `backflip_score`."""
@@ -58,17 +58,13 @@ def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:
     """The score shipped as `backflip_score` in sessions 3 and 4: the same rotation term, but +0.02 for every
     step standing, flips or not, and lying judged by height alone (torso below 0.5 m). Standing still for a
     whole episode (20) outscored the flips PPO learned on it (about 8): the trap docs/backflip.md describes."""
-    assert clip.states is not None, "needs recorded MuJoCo states"
-    qpos, qvel = clip.states[:, :HOPPER_NQ], clip.states[:, HOPPER_NQ:]
-    backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
-    rotation = np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))
-    return rotation + 0.02 * _standing(qpos) - 0.05 * (qpos[:, 1] < LYING_HEIGHT)
+    qpos, qvel = _states(clip, HOPPER_NQ)
+    return _rotation(qpos, qvel) + 0.02 * _standing(qpos) - 0.05 * (qpos[:, 1] < LYING_HEIGHT)
 
 
 def smaller_standing_bonus(clip: Clip) -> np.ndarray:
     """`standing_bonus_from_the_start` with 0.01 instead of 0.02 for each step standing."""
-    assert clip.states is not None, "needs recorded MuJoCo states"
-    return standing_bonus_from_the_start(clip) - 0.01 * _standing(clip.states[:, :HOPPER_NQ])
+    return standing_bonus_from_the_start(clip) - 0.01 * _standing(_states(clip, HOPPER_NQ)[0])
 
 
 standing_after_turns = backflip_score
