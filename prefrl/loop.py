@@ -75,8 +75,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise PrefrlError(f"env '{cfg.env}' cannot render rgb_array frames, so a person cannot see its clips: "
                           "add 'rgb_array' to its metadata['render_modes'] and render(), or use a synthetic --teacher")
     horizon = episode_limit(probe)
+    venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human,
+                        probe=probe)
     probe.close()
-    venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human)
     model = make_reward_model(venv.observation_space, venv.action_space, cfg.reward_model).to(
         resolve_device(cfg.device, "reward_model")) if learned else None
     recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips,
@@ -95,7 +96,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         assert model is not None
         model.load(run.reward_model / "model.pt")
         trainer.load_state_dict(torch.load(run.reward_model / "trainer.pt", weights_only=False))
-    teacher = None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng, step_score)
+    teacher = None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng)
     window = open_label_window(run.path, cfg.labeler) if human and cfg.window and learned else None
     if human and hasattr(os, "nice"):
         os.nice(5)  # a person's time is the scarce one: rendering and the window get the CPU before the agent

@@ -5,7 +5,6 @@ All teachers answer through the store (`answer_pending`), the same way the human
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -29,17 +28,16 @@ class ScriptedTeacher:
     `skip_threshold`), equal ("equal" within `equal_threshold`), myopic (step t weighted gamma^(T-1-t)).
     """
 
-    def __init__(self, kind: TeacherKind, params: TeacherConfig, rng: np.random.Generator,
-                 score: Callable[[Clip], np.ndarray] | None = None) -> None:
+    def __init__(self, kind: TeacherKind, params: TeacherConfig, rng: np.random.Generator) -> None:
         self.name: str = kind
         self.kind = kind
         self.p = params
         self.rng = rng
-        self.score = score
 
     def clip_return(self, clip: Clip) -> float:
-        """The clip's (per-step) score summed: the env's reward, or the scripted score when one is given."""
-        r = np.asarray(self.score(clip) if self.score is not None else clip.true_rewards, dtype=np.float64)
+        """The clip's recorded true reward summed: the env's reward, or the scripted score, which the reward
+        wrapper records in its place (0 on absorbing steps after a termination, like the env's reward)."""
+        r = np.asarray(clip.true_rewards, dtype=np.float64)
         if np.isnan(r).any():
             raise ValueError("a scripted teacher needs the env's reward or a --teacher-score; this clip has none")
         if self.kind == "myopic":
