@@ -1,4 +1,4 @@
-"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 and 5), kept so those runs can be repeated.
+"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 to 6), kept so those runs can be repeated.
 
 Run from this folder, so that `backflip_variants` imports (prefrl puts the working directory on the path):
 
@@ -65,6 +65,18 @@ def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:
 def smaller_standing_bonus(clip: Clip) -> np.ndarray:
     """`standing_bonus_from_the_start` with 0.01 instead of 0.02 for each step standing."""
     return standing_bonus_from_the_start(clip) - 0.01 * _standing(_states(clip, HOPPER_NQ)[0])
+
+
+FAST_TURN = 0.03
+"""Backward rotation per step (rad) that `fast_turns` does not pay for: a slow creep over is worth nothing."""
+
+
+def fast_turns(clip: Clip) -> np.ndarray:
+    """`backflip_score` with the rotation term paid only above FAST_TURN rad a step (the part above it), so
+    turning slowly over onto the head, which the preference-trained agents of session 5 learned, earns nothing.
+    Turning forwards still costs, and standing and lying are scored as before."""
+    qpos, qvel = _states(clip, HOPPER_NQ)
+    return backflip_score(clip) - np.clip(_rotation(qpos, qvel), 0.0, FAST_TURN)
 
 
 standing_after_turns = backflip_score

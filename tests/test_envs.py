@@ -163,3 +163,14 @@ def test_backflip_variant_env_cuts_episodes_once_the_hopper_has_lain_for_50_step
     np.testing.assert_allclose(smaller_standing_bonus(still), 0.01)
     landed = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi, 100), np.full(60, -2 * math.pi)], np.full(160, 1.25))
     np.testing.assert_allclose(standing_bonus_from_the_start(landed)[100:], backflip_score(landed)[100:])  # 1 turn
+
+
+def test_backflip_variant_fast_turns_pays_nothing_for_a_slow_creep_over(monkeypatch):
+    """Only the part of a step's backward turn above 0.03 rad is paid (docs/backflip.md, fourth round)."""
+    monkeypatch.chdir(Path(__file__).parents[1] / "scripts")
+    from backflip_variants import fast_turns
+
+    slow = _hopper_clip(np.linspace(0, -math.pi, 200), np.full(200, 1.0))  # 0.016 rad a step
+    fast = _hopper_clip(np.linspace(0, -math.pi, 40), np.full(40, 1.0))  # 0.08 rad a step
+    assert backflip_score(slow)[1:-1].sum() > 3 and np.allclose(fast_turns(slow)[1:-1], 0.0)
+    np.testing.assert_allclose(fast_turns(fast)[1:-1], backflip_score(fast)[1:-1] - 0.03)
