@@ -167,7 +167,7 @@ def test_backflip_variant_env_cuts_episodes_once_the_hopper_has_lain_for_50_step
 
 def test_backflip_variant_fast_turns_pays_nothing_for_a_slow_creep_over(monkeypatch):
     """Only the part of a step's backward turn above 0.03 rad is paid (docs/backflip.md, fourth round)."""
-    monkeypatch.chdir(Path(__file__).parents[1] / "scripts")
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
     from backflip_variants import fast_turns
 
     slow = _hopper_clip(np.linspace(0, -math.pi, 200), np.full(200, 1.0))  # 0.016 rad a step
