@@ -30,7 +30,8 @@ class Clip:
     Attributes:
         obs: (T, *obs_shape) observation seen before each step.
         acts: (T, *act_shape) action taken at each step.
-        true_rewards: (T,) the environment's own reward (NaN where the env has none).
+        true_rewards: (T,) the environment's own reward, or the run's scripted score in its place (NaN where
+            there is neither).
         env_step: the agent's global step count when the clip ended.
         episode: a number for the episode the clip comes from (unique within a run).
         start: step within that episode where the clip starts.
