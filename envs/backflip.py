@@ -18,6 +18,7 @@ from prefrl.data import Clip
 
 HOPPER_NQ, CHEETAH_NQ = 6, 9
 HOPPER_DT = 0.008  # frame_skip 4 x timestep 0.002
+LYING_HEIGHT = 0.5  # torso height (m) below which the hopper is lying
 
 
 class HopperBackflipEnv(HopperEnv):
@@ -51,9 +52,14 @@ def _states(clip: Clip, nq: int) -> tuple[np.ndarray, np.ndarray]:
     return clip.states[:, :nq], clip.states[:, nq:]
 
 
+def _tilt(angle: np.ndarray) -> np.ndarray:
+    """How far the torso leans from upright (radians, 0 to pi), whatever number of turns it has made."""
+    return np.abs(np.angle(np.exp(1j * angle)))
+
+
 def _standing(qpos: np.ndarray) -> np.ndarray:
     """Torso within 0.5 rad of vertical (any number of turns) at standing height (0.8-1.4 m; it stands at 1.25)."""
-    return (np.abs(np.angle(np.exp(1j * qpos[:, 2]))) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
+    return (_tilt(qpos[:, 2]) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
 
 
 def _rotation(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
@@ -76,8 +82,7 @@ def backflip_score(clip: Clip) -> np.ndarray:
     qpos, qvel = _states(clip, HOPPER_NQ)
     height, angle = qpos[:, 1], qpos[:, 2]
     turns = np.maximum(np.floor((0.5 - angle) / (2 * math.pi)), 0.0)  # whole backward turns, give or take 0.5 rad
-    upside_down = np.abs(np.angle(np.exp(1j * angle))) > math.pi / 2
-    lying = (height < 0.5) | ((height < 0.65) & upside_down)
+    lying = (height < LYING_HEIGHT) | ((height < 0.65) & (_tilt(angle) > math.pi / 2))  # low, or a low headstand
     return _rotation(qpos, qvel) + 0.02 * turns * _standing(qpos) - 0.05 * lying
 
 

@@ -21,10 +21,7 @@ import numpy as np
 
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.data import Clip
-from prefrl.envs.backflip import HOPPER_NQ, _rotation, _standing, _states, backflip_score
-
-LYING_HEIGHT = 0.5
-"""Torso height (m) below which the hopper is lying, as in `backflip_score`."""
+from prefrl.envs.backflip import HOPPER_NQ, LYING_HEIGHT, _rotation, _standing, _states, backflip_score
 
 
 class CutWhenLying(gym.Wrapper):
