@@ -40,14 +40,17 @@ def render_env(spec: str, width: int = 256, height: int = 192) -> gym.Env:
 class FollowCamera(gym.Wrapper):
     """Keeps a MuJoCo agent in the picture: each frame looks at the body the env's camera config tracks
     (`trackbodyid`, else the root body). Gymnasium's renderer uses a free camera that stays where it was put,
-    so a Hopper that flips backwards or a HalfCheetah that runs would leave the frame."""
+    so a Hopper that flips backwards or a HalfCheetah that runs would leave the frame. MuJoCo's own tracking
+    camera moves by how far the body moved since the last frame, so it lags when clips are drawn from restored
+    states; setting the look-at point each frame does not."""
 
     def render(self):  # type: ignore[no-untyped-def]
         u: Any = self.env.unwrapped
         renderer = u.mujoco_renderer
+        if renderer.viewer is None:  # the renderer makes its viewer on the first frame
+            self.env.render()
         body = (renderer.default_cam_config or {}).get("trackbodyid", 1)
-        viewer = renderer._get_viewer(self.env.render_mode)
-        viewer.cam.lookat[:2] = u.data.xpos[body][:2]
+        renderer.viewer.cam.lookat[:2] = u.data.xpos[body][:2]
         return self.env.render()
 
 
