@@ -46,23 +46,37 @@ class HalfCheetahOneLegEnv(HalfCheetahEnv):
         self.metadata = {**self.metadata, **self.SCORES}
 
 
-def _states(clip: Clip, nq: int) -> tuple[np.ndarray, np.ndarray]:
+def clip_states(clip: Clip, nq: int) -> tuple[np.ndarray, np.ndarray]:
+    """(qpos, qvel) per step of a clip recorded from a MuJoCo env whose qpos has `nq` entries."""
     if clip.states is None:
         raise ValueError("this scorer needs recorded MuJoCo states (qpos|qvel) in the clip")
     return clip.states[:, :nq], clip.states[:, nq:]
 
 
-def _tilt(angle: np.ndarray) -> np.ndarray:
+# The hopper score's parts, per step of qpos (T, 6) | qvel (T, 6); scripts/backflip_variants.py recombines them.
+
+def tilt(angle: np.ndarray) -> np.ndarray:
     """How far the torso leans from upright (radians, 0 to pi), whatever number of turns it has made."""
     return np.abs(np.angle(np.exp(1j * angle)))
 
 
-def _standing(qpos: np.ndarray) -> np.ndarray:
+def standing(qpos: np.ndarray) -> np.ndarray:
     """Torso within 0.5 rad of vertical (any number of turns) at standing height (0.8-1.4 m; it stands at 1.25)."""
-    return (_tilt(qpos[:, 2]) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
+    return (tilt(qpos[:, 2]) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
 
 
-def _rotation(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+def lying(qpos: np.ndarray) -> np.ndarray:
+    """Torso below LYING_HEIGHT, or below 0.65 m and upside down (more than 90 degrees from upright)."""
+    height = qpos[:, 1]
+    return (height < LYING_HEIGHT) | ((height < 0.65) & (tilt(qpos[:, 2]) > math.pi / 2))
+
+
+def whole_turns(qpos: np.ndarray) -> np.ndarray:
+    """Whole backward turns of the torso since the start (give or take 0.5 rad; the hinge angle is unwrapped)."""
+    return np.maximum(np.floor((0.5 - qpos[:, 2]) / (2 * math.pi)), 0.0)
+
+
+def backward_rotation(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
     """Backward rotation of the torso this step (radians, at most 0.1), paid only while the torso is above
     0.6 m; turning forwards costs anywhere."""
     backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
@@ -79,18 +93,15 @@ def backflip_score(clip: Clip) -> np.ndarray:
     each landed flip raises what standing pays. The torso's hinge angle is unwrapped and in the observation,
     so the score stays a function of the step's state. A full turn in the air (2*pi) is worth 300 steps of
     standing after one flip. PPO on this score alone lands backflips (docs/backflip.md)."""
-    qpos, qvel = _states(clip, HOPPER_NQ)
-    height, angle = qpos[:, 1], qpos[:, 2]
-    turns = np.maximum(np.floor((0.5 - angle) / (2 * math.pi)), 0.0)  # whole backward turns, give or take 0.5 rad
-    lying = (height < LYING_HEIGHT) | ((height < 0.65) & (_tilt(angle) > math.pi / 2))  # low, or a low headstand
-    return _rotation(qpos, qvel) + 0.02 * turns * _standing(qpos) - 0.05 * lying
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    return backward_rotation(qpos, qvel) + 0.02 * whole_turns(qpos) * standing(qpos) - 0.05 * lying(qpos)
 
 
 def count_backflips(clip: Clip) -> float:
     """Completed backward rotations that end in a landing: the torso has turned another full 2*pi backwards,
     and within the next 80 steps (0.64 s) the hopper stands for 20 steps in a row: torso within 0.5 rad of
     vertical at standing height (0.8-1.4 m; it stands at 1.25)."""
-    qpos, _ = _states(clip, HOPPER_NQ)
+    qpos, _ = clip_states(clip, HOPPER_NQ)
     return float(len(landed_backflips(qpos)))
 
 
@@ -98,10 +109,10 @@ def landed_backflips(qpos: np.ndarray) -> list[tuple[int, int]]:
     """(step the flip began, step it completed) for each landed backflip in a Hopper trajectory (see
     `count_backflips`); a flip begins where the torso last passed the previous whole turn."""
     turned = -(qpos[:, 2] - qpos[0, 2])
-    standing = _standing(qpos)
-    run = np.zeros(len(standing), dtype=int)  # consecutive standing steps ending at t
-    for t in range(len(standing)):
-        run[t] = (run[t - 1] + 1 if t else 1) if standing[t] else 0
+    stands = standing(qpos)
+    run = np.zeros(len(stands), dtype=int)  # consecutive standing steps ending at t
+    for t in range(len(stands)):
+        run[t] = (run[t - 1] + 1 if t else 1) if stands[t] else 0
     flips, k = [], 1
     for t in range(len(turned)):
         if turned[t] >= 2 * math.pi * k:
@@ -132,12 +143,12 @@ def front_foot_height(qpos: np.ndarray) -> np.ndarray:
 def one_leg_score(clip: Clip) -> np.ndarray:
     """Per-step score: forward velocity while the front foot is off the ground (above 0.15 m), else nothing
     for moving and a penalty of 0.2 for the foot being down."""
-    qpos, qvel = _states(clip, CHEETAH_NQ)
+    qpos, qvel = clip_states(clip, CHEETAH_NQ)
     up = front_foot_height(qpos) > 0.15
     return np.where(up, qvel[:, 0], -0.2) * 0.05
 
 
 def one_leg_distance(clip: Clip) -> float:
     """Metres travelled forward with the front foot up, over the episode."""
-    qpos, qvel = _states(clip, CHEETAH_NQ)
+    qpos, qvel = clip_states(clip, CHEETAH_NQ)
     return float(np.sum(np.where(front_foot_height(qpos) > 0.15, qvel[:, 0], 0.0)) * 0.05)

@@ -1,4 +1,4 @@
-"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 to 6), kept so those runs can be repeated.
+"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 to 7), kept so those runs can be repeated.
 
 Run from this folder, so that `backflip_variants` imports (prefrl puts the working directory on the path):
 
@@ -21,7 +21,16 @@ import numpy as np
 
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.data import Clip
-from prefrl.envs.backflip import HOPPER_NQ, LYING_HEIGHT, _rotation, _standing, _states, backflip_score
+from prefrl.envs.backflip import (
+    HOPPER_NQ,
+    LYING_HEIGHT,
+    backflip_score,
+    backward_rotation,
+    clip_states,
+    lying,
+    standing,
+    whole_turns,
+)
 
 
 class CutWhenLying(gym.Wrapper):
@@ -55,13 +64,13 @@ def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:
     """The score shipped as `backflip_score` in sessions 3 and 4: the same rotation term, but +0.02 for every
     step standing, flips or not, and lying judged by height alone (torso below 0.5 m). Standing still for a
     whole episode (20) outscored the flips PPO learned on it (about 8): the trap docs/backflip.md describes."""
-    qpos, qvel = _states(clip, HOPPER_NQ)
-    return _rotation(qpos, qvel) + 0.02 * _standing(qpos) - 0.05 * (qpos[:, 1] < LYING_HEIGHT)
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    return backward_rotation(qpos, qvel) + 0.02 * standing(qpos) - 0.05 * (qpos[:, 1] < LYING_HEIGHT)
 
 
 def smaller_standing_bonus(clip: Clip) -> np.ndarray:
     """`standing_bonus_from_the_start` with 0.01 instead of 0.02 for each step standing."""
-    return standing_bonus_from_the_start(clip) - 0.01 * _standing(_states(clip, HOPPER_NQ)[0])
+    return standing_bonus_from_the_start(clip) - 0.01 * standing(clip_states(clip, HOPPER_NQ)[0])
 
 
 FAST_TURN = 0.03
@@ -72,8 +81,21 @@ def fast_turns(clip: Clip) -> np.ndarray:
     """`backflip_score` with the rotation term paid only above FAST_TURN rad a step (the part above it), so
     turning slowly over onto the head, which the preference-trained agents of session 5 learned, earns nothing.
     Turning forwards still costs, and standing and lying are scored as before."""
-    qpos, qvel = _states(clip, HOPPER_NQ)
-    return backflip_score(clip) - np.clip(_rotation(qpos, qvel), 0.0, FAST_TURN)
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    rotation = backward_rotation(qpos, qvel)
+    return rotation - np.clip(rotation, 0.0, FAST_TURN) + 0.02 * whole_turns(qpos) * standing(qpos) - 0.05 * lying(qpos)
+
+
+LANDED_STANDING = 0.1
+"""What `landing_pays` pays a step for standing, for each whole backward turn completed (the shipped score: 0.02)."""
+
+
+def landing_pays(clip: Clip) -> np.ndarray:
+    """`backflip_score` with standing after k whole backward turns paid LANDED_STANDING * k a step, five times
+    the shipped 0.02 * k. A 150-step clip that lands a flip and stands for 50 steps then outscores one that
+    creeps over onto the head and hangs there by about 5 more, where the shipped score gave it about 1 more."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    return backward_rotation(qpos, qvel) + LANDED_STANDING * whole_turns(qpos) * standing(qpos) - 0.05 * lying(qpos)
 
 
 standing_after_turns = backflip_score

@@ -174,3 +174,16 @@ def test_backflip_variant_fast_turns_pays_nothing_for_a_slow_creep_over(monkeypa
     fast = _hopper_clip(np.linspace(0, -math.pi, 40), np.full(40, 1.0))  # 0.08 rad a step
     assert backflip_score(slow)[1:-1].sum() > 3 and np.allclose(fast_turns(slow)[1:-1], 0.0)
     np.testing.assert_allclose(fast_turns(fast)[1:-1], backflip_score(fast)[1:-1] - 0.03)
+
+
+def test_backflip_variant_landing_pays_five_times_more_for_standing_after_a_flip(monkeypatch):
+    """docs/backflip.md, fifth round: the score as shipped, but standing after k turns pays 0.1 k a step."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    from backflip_variants import landing_pays
+
+    creep = _hopper_clip(np.linspace(0, -math.pi, 200), np.full(200, 1.0))  # over onto the head: no turn completed
+    np.testing.assert_allclose(landing_pays(creep), backflip_score(creep))
+    landed = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi, 100), np.full(60, -2 * math.pi)], np.full(160, 1.25))
+    np.testing.assert_allclose(landing_pays(landed)[101:], 0.1)
+    np.testing.assert_allclose(backflip_score(landed)[101:], 0.02)
+    assert landing_pays(landed).sum() > backflip_score(landed).sum() + 4
