@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import gymnasium as gym
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,7 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
 from prefrl.atari import EMULATOR_FPS, FRAME_SKIP, is_atari_id  # noqa: E402
 from prefrl.data import Clip  # noqa: E402
 from prefrl.environments import make_env  # noqa: E402
-from prefrl.render import render_env, write_mp4  # noqa: E402
+from prefrl.render import playback_fps, render_env, write_mp4  # noqa: E402
 from prefrl.states import StateRecorder  # noqa: E402
 from prefrl.vec import make_vec_env  # noqa: E402
 
@@ -47,22 +48,41 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
 def episode_clips(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: int, seed: int) -> Iterator[Clip]:
     """Whole episodes of the deterministic policy (seeds `seed`, `seed`+1, ...), each as one clip with the
     env's reward and, where the env can save it, the state before each step."""
-    env = StateRecorder(make_env(env_id))
+    env = make_env(env_id)
+    try:
+        yield from _play(agent, outer, env, episodes, seed)
+    finally:
+        env.close()
+
+
+def _play(agent: BaseAlgorithm, outer: VecEnv, env: gym.Env, episodes: int, seed: int,
+          max_steps: int | None = None) -> Iterator[Clip]:
+    """Episodes of the deterministic policy in `env` (cut after `max_steps`), each as one clip; with the frame
+    before each step when the env renders rgb_array."""
+    env = StateRecorder(env)
+    draw = env.render_mode == "rgb_array"
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         done = False
-        observations, actions, rewards, states = [], [], [], []
-        while not done:
+        observations: list[np.ndarray] = []
+        actions: list[np.ndarray] = []
+        rewards: list[float] = []
+        states: list[np.ndarray] = []
+        frames: list[np.ndarray] = []
+        while not done and len(actions) != max_steps:
+            if draw:
+                frames.append(np.asarray(env.render(), dtype=np.uint8))
             action, _ = agent.predict(_policy_obs(outer, obs[None])[0], deterministic=True)
             observations.append(obs)
             actions.append(action)
             obs, r, terminated, truncated, info = env.step(action)
             rewards.append(float(r))
-            states.append(info.get("prefrl_state"))
+            if "prefrl_state" in info:  # envs whose state cannot be saved record none
+                states.append(info["prefrl_state"])
             done = terminated or truncated
         yield Clip(obs=np.stack(observations), acts=np.stack(actions), true_rewards=np.asarray(rewards),
-                   states=np.stack(states) if states[0] is not None else None)
-    env.close()
+                   states=np.stack(states) if states else None,
+                   frames=np.stack(frames) if draw else None)
 
 
 def _evaluate_vec(agent: BaseAlgorithm, venv: VecEnv, episodes: int) -> float:
@@ -95,17 +115,15 @@ def record_video(agent: BaseAlgorithm, outer: VecEnv, env_id: str, path: Path, s
         _video_vec(agent, env_id, path, steps, seed)
         return
     env = render_env(env_id)
-    obs, _ = env.reset(seed=seed)
-    frames = []
-    for _ in range(steps):
-        frames.append(np.asarray(env.render(), dtype=np.uint8))
-        action, _ = agent.predict(_policy_obs(outer, obs[None])[0], deterministic=True)
-        obs, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            obs, _ = env.reset()
-    fps = int(env.metadata.get("render_fps", 30))
+    frames: list[np.ndarray] = []
+    for clip in _play(agent, outer, env, episodes=steps, seed=seed, max_steps=steps):
+        assert clip.frames is not None
+        frames.extend(clip.frames)
+        if len(frames) >= steps:
+            break
+    fps = playback_fps(env)
     env.close()
-    write_mp4(path, np.stack(frames), fps)
+    write_mp4(path, np.stack(frames[:steps]), fps)
 
 
 def plot_runs(runs: dict[str, list[dict[str, float]]], path: Path, title: str) -> None:
