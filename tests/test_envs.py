@@ -187,3 +187,18 @@ def test_backflip_variant_landing_pays_five_times_more_for_standing_after_a_flip
     np.testing.assert_allclose(landing_pays(landed)[101:], 0.1)
     np.testing.assert_allclose(backflip_score(landed)[101:], 0.02)
     assert landing_pays(landed).sum() > backflip_score(landed).sum() + 4
+
+
+def test_backflip_variant_env_observes_the_torso_angle_as_sine_cosine_and_turns(monkeypatch):
+    """docs/backflip.md, fifth round: the reward model sees no unwrapped angle to extrapolate."""
+    monkeypatch.chdir(Path(__file__).parents[1] / "scripts")
+    env = make_env("backflip_variants:hopper_sin_cos")
+    assert env.unwrapped.metadata["prefrl_score"] == "prefrl.envs.backflip:backflip_score"
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape == (13,) and env.observation_space.contains(obs)
+    raw = np.arange(11.0)
+    for angle, turns in [(0.0, 0), (-2 * math.pi - 0.3, 1), (-40.0, 5)]:
+        raw[1] = angle
+        seen = env.observation(raw)
+        np.testing.assert_allclose(seen[:4], [0.0, math.sin(angle), math.cos(angle), turns])
+        np.testing.assert_allclose(seen[4:], raw[2:])  # the rest as before
