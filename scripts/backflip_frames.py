@@ -27,10 +27,16 @@ from prefrl.states import restore
 ENV = "prefrl/HopperBackflip-v0"
 
 
+def run_env(run: Path) -> str:
+    """The env the run trained on (its config.json), e.g. a variant from backflip_variants.py."""
+    return str(json.loads((run / "config.json").read_text())["env"])
+
+
 def load_agent(run: Path) -> tuple[PPO, VecEnv]:
     """The run's final agent, and the VecEnv whose observation normalisation it acts through."""
     agent = PPO.load(run / "agent" / "ppo.zip", device="cpu")
-    venv: VecEnv = DummyVecEnv([lambda: make_env(ENV)])
+    env_id = run_env(run)
+    venv: VecEnv = DummyVecEnv([lambda: make_env(env_id)])
     norm_path = run / "agent" / "vecnormalize.pkl"
     return agent, VecNormalize.load(str(norm_path), venv) if norm_path.exists() else venv
 
@@ -66,7 +72,7 @@ def main() -> None:
     for run in args.runs:
         agent, outer = load_agent(run)
         flips, turns = [], []
-        for k, clip in enumerate(episode_clips(agent, outer, ENV, args.episodes, args.seed)):
+        for k, clip in enumerate(episode_clips(agent, outer, run_env(run), args.episodes, args.seed)):
             assert clip.states is not None
             states = clip.states
             qpos = states[:, :HOPPER_NQ]
