@@ -1,0 +1,71 @@
+"""How well a run's learned reward tracks the backflip score on someone else's flips.
+
+    cd scripts
+    python backflip_reward_check.py /tmp/ppo_on_score /tmp/pref_run_a /tmp/pref_run_b --seeds 1 10000 10001
+
+The first run's agent (one that flips, e.g. PPO on the score) acts deterministically for one episode per seed
+in prefrl/HopperBackflip-v0. Each later run's reward model scores those steps, in the observation of the env
+that run trained on (a variant such as backflip_variants:hopper_sin_cos sees the same states through its own
+wrapper). Printed per seed: the episode's backward turns, and for each reward model the correlation between
+its sum and the score's sum over 50-step windows (docs/backflip.md, fifth round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from backflip_frames import load_agent, run_env
+
+from prefrl.config import TrainConfig
+from prefrl.environments import make_env
+from prefrl.envs.backflip import backflip_score
+from prefrl.report import episode_clips
+from prefrl.reward_cnn import make_reward_model
+from prefrl.reward_model import RewardEnsemble
+
+WINDOW = 50
+
+
+def load_reward_model(run: Path) -> tuple[RewardEnsemble, gym.Env]:
+    """The run's reward model as last saved, and the env (in that run's observation) it was trained on."""
+    cfg = TrainConfig.from_json((run / "config.json").read_text())
+    env = make_env(run_env(run))
+    model = make_reward_model(env.observation_space, env.action_space, cfg.reward_model)
+    model.load(run / "reward_model" / "model.pt")
+    return model, env
+
+
+def observe(env: gym.Env, obs: np.ndarray) -> np.ndarray:
+    """HopperBackflip-v0 observations as `env` (the env itself, or an observation wrapper of it) shows them."""
+    return np.stack([env.observation(o) for o in obs]) if isinstance(env, gym.ObservationWrapper) else obs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("flipper", type=Path, help="run whose agent makes the episodes")
+    parser.add_argument("models", nargs="+", type=Path, help="runs whose reward models are checked")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 10_000, 10_001])
+    args = parser.parse_args()
+    agent, outer = load_agent(args.flipper)
+    models = {str(run): load_reward_model(run) for run in args.models}
+    for seed in args.seeds:
+        clip = next(episode_clips(agent, outer, run_env(args.flipper), 1, seed))
+        assert clip.states is not None
+        angle = clip.states[:, 2]
+        score = backflip_score(clip)
+        windows = len(score) // WINDOW
+        sums = score[: windows * WINDOW].reshape(windows, WINDOW).sum(1)
+        row: dict[str, object] = {"seed": seed, "backward_turns": round(-(angle[-1] - angle[0]) / (2 * math.pi), 1)}
+        for name, (model, env) in models.items():
+            learned = model.reward(observe(env, clip.obs), clip.acts)[: windows * WINDOW]
+            row[name] = round(float(np.corrcoef(sums, learned.reshape(windows, WINDOW).sum(1))[0, 1]), 2)
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
