@@ -71,9 +71,9 @@ def lying(qpos: np.ndarray) -> np.ndarray:
     return (height < LYING_HEIGHT) | ((height < 0.65) & (tilt(qpos[:, 2]) > math.pi / 2))
 
 
-def whole_turns(qpos: np.ndarray) -> np.ndarray:
-    """Whole backward turns of the torso since the start (give or take 0.5 rad; the hinge angle is unwrapped)."""
-    return np.maximum(np.floor((0.5 - qpos[:, 2]) / (2 * math.pi)), 0.0)
+def whole_turns(angle: np.ndarray) -> np.ndarray:
+    """Whole backward turns of the torso since the start, from its unwrapped hinge angle (give or take 0.5 rad)."""
+    return np.maximum(np.floor((0.5 - angle) / (2 * math.pi)), 0.0)
 
 
 def backward_rotation(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
@@ -94,7 +94,7 @@ def backflip_score(clip: Clip) -> np.ndarray:
     so the score stays a function of the step's state. A full turn in the air (2*pi) is worth 300 steps of
     standing after one flip. PPO on this score alone lands backflips (docs/backflip.md)."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
-    return backward_rotation(qpos, qvel) + 0.02 * whole_turns(qpos) * standing(qpos) - 0.05 * lying(qpos)
+    return backward_rotation(qpos, qvel) + 0.02 * whole_turns(qpos[:, 2]) * standing(qpos) - 0.05 * lying(qpos)
 
 
 def count_backflips(clip: Clip) -> float:
