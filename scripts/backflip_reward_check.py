@@ -29,6 +29,7 @@ from prefrl.reward_cnn import make_reward_model
 from prefrl.reward_model import RewardEnsemble
 
 WINDOW = 50
+FLIPPER_ENV = "prefrl/HopperBackflip-v0"
 
 
 def load_reward_model(run: Path) -> tuple[RewardEnsemble, gym.Env]:
@@ -38,6 +39,12 @@ def load_reward_model(run: Path) -> tuple[RewardEnsemble, gym.Env]:
     model = make_reward_model(env.observation_space, env.action_space, cfg.reward_model)
     model.load(run / "reward_model" / "model.pt")
     return model, env
+
+
+def window_sums(per_step: np.ndarray) -> np.ndarray:
+    """Sums over consecutive WINDOW-step windows (a last, shorter window is dropped)."""
+    windows = len(per_step) // WINDOW
+    return per_step[: windows * WINDOW].reshape(windows, WINDOW).sum(1)
 
 
 def observe(env: gym.Env, obs: np.ndarray) -> np.ndarray:
@@ -51,19 +58,20 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path, help="runs whose reward models are checked")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 10_000, 10_001])
     args = parser.parse_args()
+    if run_env(args.flipper) != FLIPPER_ENV:
+        parser.error(f"{args.flipper} trained on {run_env(args.flipper)}: the flipper must be a {FLIPPER_ENV} run, "
+                     "whose observations the reward models' envs are given")
     agent, outer = load_agent(args.flipper)
     models = {str(run): load_reward_model(run) for run in args.models}
     for seed in args.seeds:
-        clip = next(episode_clips(agent, outer, run_env(args.flipper), 1, seed))
+        clip = next(episode_clips(agent, outer, FLIPPER_ENV, 1, seed))
         assert clip.states is not None
         angle = clip.states[:, 2]
-        score = backflip_score(clip)
-        windows = len(score) // WINDOW
-        sums = score[: windows * WINDOW].reshape(windows, WINDOW).sum(1)
+        sums = window_sums(backflip_score(clip))
         row: dict[str, object] = {"seed": seed, "backward_turns": round(-(angle[-1] - angle[0]) / (2 * math.pi), 1)}
         for name, (model, env) in models.items():
-            learned = model.reward(observe(env, clip.obs), clip.acts)[: windows * WINDOW]
-            row[name] = round(float(np.corrcoef(sums, learned.reshape(windows, WINDOW).sum(1))[0, 1]), 2)
+            learned = window_sums(model.reward(observe(env, clip.obs), clip.acts))
+            row[name] = round(float(np.corrcoef(sums, learned)[0, 1]), 2)
         print(json.dumps(row))
 
 
