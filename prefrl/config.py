@@ -137,6 +137,10 @@ class TrainConfig:
     reward: Literal["learned", "true"] = "learned"
     """Reward the agent optimises: learned from preferences, or the true one (the baseline): the env's own, or
     the scripted score where one is in effect (see --teacher-score)."""
+    reward_from: Path | None = None
+    """Train on the reward model saved in this run directory, held fixed: no labels are asked for and the model
+    is not updated. Reuses a reward learned once; also tells whether an agent learns from a model that has
+    stopped changing under it."""
     seed: int = 0
     out: Path = Path("runs/latest")
     """Run directory."""
@@ -174,7 +178,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps <= 0:
             raise PrefrlError(f"--steps must be positive (got {self.steps}): give the agent a step budget")
-        if self.reward == "learned" and self.labels <= 0:
+        if self.reward_from is not None and self.reward != "learned":
+            raise PrefrlError("--reward-from trains on a saved reward model: drop --reward true, or drop --reward-from")
+        if self.reward == "learned" and self.reward_from is None and self.labels <= 0:
             raise PrefrlError(f"--labels must be positive (got {self.labels}): give a label budget, "
                               "or --reward true to train on the env's own reward")
         if self.queries.clip_length <= 0:
@@ -184,7 +190,12 @@ class TrainConfig:
 
     @property
     def initial_labels(self) -> int:
-        return round(self.labels * self.queries.initial_fraction) if self.reward == "learned" else 0
+        return round(self.labels * self.queries.initial_fraction) if self.asks_for_labels else 0
+
+    @property
+    def asks_for_labels(self) -> bool:
+        """The reward is learned in this run (not the true one, nor a saved model held fixed)."""
+        return self.reward == "learned" and self.reward_from is None
 
     @property
     def random_steps(self) -> int:
@@ -205,7 +216,7 @@ class TrainConfig:
         for k, v in raw.items():
             if k in nested:
                 v = nested[k](**{kk: tuple(vv) if isinstance(vv, list) else vv for kk, vv in v.items()})
-            elif k == "out":
+            elif k in ("out", "reward_from") and v is not None:
                 v = Path(v)
             kwargs[k] = v
         return cls(**kwargs)

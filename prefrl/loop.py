@@ -32,6 +32,7 @@ from prefrl.environments import env_has_true_reward, episode_limit, make_env, sc
 from prefrl.errors import PrefrlError
 from prefrl.report import evaluate_agent, record_video, write_report
 from prefrl.reward_cnn import make_reward_model
+from prefrl.reward_model import RewardEnsemble
 from prefrl.reward_trainer import RewardStats, RewardTrainer
 from prefrl.run_dir import RunDir
 from prefrl.schedule import LabelSchedule
@@ -78,10 +79,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     venv = make_vec_env(cfg.env, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human,
                         probe=probe)
     probe.close()
-    model = make_reward_model(venv.observation_space, venv.action_space, cfg.reward_model).to(
-        resolve_device(cfg.device, "reward_model")) if learned else None
+    labelling = cfg.asks_for_labels
+    model = None
+    if cfg.reward_from is not None:
+        model = saved_reward_model(Path(cfg.reward_from), venv, resolve_device(cfg.device, "reward_model"))
+    elif learned:
+        model = make_reward_model(venv.observation_space, venv.action_space, cfg.reward_model).to(
+            resolve_device(cfg.device, "reward_model"))
     recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips,
-                            absorbing=cfg.absorbing) if learned else None
+                            absorbing=cfg.absorbing) if labelling else None
     absorbing_reward = model.absorbing_reward if model is not None and cfg.absorbing else None
     wrapper = RewardVecEnvWrapper(venv, model.reward if model is not None else None, recorder, absorbing_reward,
                                   gamma=agent_cfg.gamma or 0.99, horizon=horizon, true_score=step_score)
@@ -90,17 +96,17 @@ def train(cfg: TrainConfig) -> TrainResult:
     agent.set_logger(configure_logger(str(run.tensorboard), ["tensorboard"]))
     wrapper.env_step = int(state.get("env_steps", 0))
 
-    store = PreferenceStore(run.store, env_id=cfg.env) if learned else None
-    trainer = RewardTrainer(model, cfg.reward_model, rng) if model is not None else None
+    store = PreferenceStore(run.store, env_id=cfg.env) if labelling else None
+    trainer = RewardTrainer(model, cfg.reward_model, rng) if model is not None and labelling else None
     if trainer is not None and (run.reward_model / "model.pt").exists():
         assert model is not None
         model.load(run.reward_model / "model.pt")
         trainer.load_state_dict(torch.load(run.reward_model / "trainer.pt", weights_only=False))
     teacher = None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng)
-    window = open_label_window(run.path, cfg.labeler) if human and cfg.window and learned else None
+    window = open_label_window(run.path, cfg.labeler) if human and cfg.window and labelling else None
     if human and hasattr(os, "nice"):
         os.nice(5)  # a person's time is the scarce one: rendering and the window get the CPU before the agent
-    selector = make_selector(cfg.queries.selection, model, cfg.queries.oversample) if model is not None else None
+    selector = make_selector(cfg.queries.selection, model, cfg.queries.oversample) if trainer is not None else None
     random_steps = cfg.random_steps
     schedule = LabelSchedule(total=cfg.labels, initial=cfg.initial_labels, horizon=cfg.steps - random_steps,
                              t0=max(1.0, cfg.queries.decay * (cfg.steps - random_steps)))
@@ -221,6 +227,26 @@ def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir, wrapper: Rewar
         return outer, agent
     outer = VecNormalize(wrapper, gamma=agent_cfg.gamma or 0.99) if agent_cfg.normalize else wrapper
     return outer, make_agent(agent_cfg, outer, cfg.seed, cfg.device)
+
+
+def saved_reward_model(source: Path, venv, device: torch.device) -> RewardEnsemble:  # type: ignore[no-untyped-def]
+    """The reward model of the run in `source`, for an agent that trains on it held fixed (--reward-from)."""
+    saved = RunDir(source)
+    stored = saved.stored_config()
+    if stored is None or not (saved.reward_model / "model.pt").exists():
+        raise PrefrlError(f"--reward-from {source}: no run with a reward model there (config.json and "
+                          "reward_model/model.pt): give the directory of a run that learned its reward")
+    model = make_reward_model(venv.observation_space, venv.action_space, stored.reward_model).to(device)
+    try:
+        model.load(saved.reward_model / "model.pt")
+    except RuntimeError as e:
+        raise PrefrlError(f"--reward-from {source}: its reward model was learned on '{stored.env}', whose "
+                          f"observations or actions differ from this env's ({e.__class__.__name__}): train on "
+                          f"--env {stored.env}, or give a run of this env") from None
+    if not bool(model.fitted):
+        raise PrefrlError(f"--reward-from {source}: its reward model has seen no labels yet: give a run that "
+                          "has answered some")
+    return model
 
 
 def open_label_window(run_dir: Path, labeler: str | None) -> subprocess.Popen[bytes]:

@@ -42,6 +42,9 @@ def test_run_directory_of_another_env_is_refused(tmp_path):
     (["train", "--env", "tests.factories:needs_an_argument"], "give its other parameters defaults"),
     (["train", "--env", "tests.factories:nothing_here"], "has no callable 'nothing_here'"),
     (["export", "/nonexistent/run"], "no preference store"),
+    (["train", "--env", "prefrl/PointReach-v0", "--reward-from", "/nonexistent/run"],
+     "no run with a reward model there"),
+    (["train", "--reward-from", "/nonexistent/run", "--reward", "true"], "drop --reward true, or drop --reward-from"),
 ])
 def test_cli_prints_one_clear_line_and_exits_2(argv, match, capsys, tmp_path):
     if argv[0] == "train":
@@ -57,3 +60,19 @@ def test_config_round_trips_through_json(tmp_path):
     again = TrainConfig.from_json(cfg.to_json())
     assert again == cfg
     assert json.loads(cfg.to_json())["queries"]["clip_length"] == 25
+
+
+def test_reward_model_of_another_env_is_refused(tmp_path):
+    import gymnasium as gym
+    import numpy as np
+
+    from prefrl.config import RewardModelConfig
+    from prefrl.reward_model import RewardEnsemble
+
+    source = tmp_path / "hopper"
+    (source / "reward_model").mkdir(parents=True)
+    (source / "config.json").write_text(TrainConfig(env="Hopper-v5", out=source).to_json())
+    hopper_obs, hopper_act = gym.spaces.Box(-np.inf, np.inf, (11,)), gym.spaces.Box(-1, 1, (3,))
+    RewardEnsemble(hopper_obs, hopper_act, RewardModelConfig()).save(source / "reward_model" / "model.pt")
+    with pytest.raises(PrefrlError, match="learned on 'Hopper-v5'.*train on --env Hopper-v5"):
+        train(TrainConfig(env="prefrl/PointReach-v0", reward_from=source, out=tmp_path / "run"))

@@ -35,6 +35,14 @@ def test_preference_trained_ppo_beats_random_on_point_reach(tmp_path):
         assert (tmp_path / "run" / name).exists(), name
     assert any((tmp_path / "run" / "tb").iterdir())
 
+    # A new agent trained on that run's reward model, held fixed, learns too, and asks for no labels.
+    saved = (tmp_path / "run" / "reward_model" / "model.pt").read_bytes()
+    fixed = train(TrainConfig(env="prefrl/PointReach-v0", steps=24_000, seed=2, reward_from=tmp_path / "run",
+                              out=tmp_path / "fixed", video_steps=0, eval_episodes=20, progress=False))
+    assert fixed.final_true_return > random_return / 2, (fixed.final_true_return, random_return)
+    assert fixed.labels == 0 and not (tmp_path / "fixed" / "prefs.sqlite").exists()
+    assert (tmp_path / "run" / "reward_model" / "model.pt").read_bytes() == saved
+
 
 @pytest.mark.slow
 def test_halfcheetah_preferences_reach_80_percent_of_true_reward(tmp_path):
