@@ -106,7 +106,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     window = open_label_window(run.path, cfg.labeler) if human and cfg.window and labelling else None
     if human and hasattr(os, "nice"):
         os.nice(5)  # a person's time is the scarce one: rendering and the window get the CPU before the agent
-    selector = make_selector(cfg.queries.selection, model, cfg.queries.oversample) if trainer is not None else None
+    selector = make_selector(cfg.queries.selection, trainer.model, cfg.queries.oversample) if trainer else None
     random_steps = cfg.random_steps
     schedule = LabelSchedule(total=cfg.labels, initial=cfg.initial_labels, horizon=cfg.steps - random_steps,
                              t0=max(1.0, cfg.queries.decay * (cfg.steps - random_steps)))
@@ -229,7 +229,7 @@ def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir, wrapper: Rewar
     return outer, make_agent(agent_cfg, outer, cfg.seed, cfg.device)
 
 
-def saved_reward_model(source: Path, venv, device: torch.device) -> RewardEnsemble:  # type: ignore[no-untyped-def]
+def saved_reward_model(source: Path, venv, device: str | torch.device) -> RewardEnsemble:  # type: ignore[no-untyped-def]
     """The reward model of the run in `source`, for an agent that trains on it held fixed (--reward-from)."""
     saved = RunDir(source)
     stored = saved.stored_config()
