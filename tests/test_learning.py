@@ -1,11 +1,14 @@
 """Learning-signal tests: the loop must actually learn. The fast one stays in the default suite."""
 
+import math
+
 import numpy as np
 import pytest
 
 from prefrl.config import TrainConfig
 from prefrl.environments import make_env
 from prefrl.loop import train
+from prefrl.run_dir import RunDir
 
 
 def _random_policy_return(env_id: str, episodes: int = 20) -> float:
@@ -42,6 +45,8 @@ def test_preference_trained_ppo_beats_random_on_point_reach(tmp_path):
     assert fixed.final_true_return > random_return / 2, (fixed.final_true_return, random_return)
     assert fixed.labels == 0 and not (tmp_path / "fixed" / "prefs.sqlite").exists()
     assert (tmp_path / "run" / "reward_model" / "model.pt").read_bytes() == saved
+    paid = [r for r in RunDir(tmp_path / "fixed").read_metrics() if not math.isnan(r["predicted_return"])]
+    assert paid and all(r["predicted_return"] != r["true_return"] for r in paid)  # the model's reward, not the env's
 
 
 @pytest.mark.slow
