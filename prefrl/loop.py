@@ -82,7 +82,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     labelling = cfg.asks_for_labels
     model = None
     if cfg.reward_from is not None:
-        model = saved_reward_model(Path(cfg.reward_from), venv, resolve_device(cfg.device, "reward_model"))
+        model = saved_reward_model(cfg.reward_from, venv, resolve_device(cfg.device, "reward_model"))
     elif learned:
         model = make_reward_model(venv.observation_space, venv.action_space, cfg.reward_model).to(
             resolve_device(cfg.device, "reward_model"))
@@ -239,10 +239,10 @@ def saved_reward_model(source: Path, venv, device: str | torch.device) -> Reward
     model = make_reward_model(venv.observation_space, venv.action_space, stored.reward_model).to(device)
     try:
         model.load(saved.reward_model / "model.pt")
-    except RuntimeError as e:
+    except RuntimeError:  # load_state_dict: the layers' shapes differ
         raise PrefrlError(f"--reward-from {source}: its reward model was learned on '{stored.env}', whose "
-                          f"observations or actions differ from this env's ({e.__class__.__name__}): train on "
-                          f"--env {stored.env}, or give a run of this env") from None
+                          f"observations or actions differ from this env's: train on --env {stored.env}, or "
+                          "give a run of this env") from None
     if not bool(model.fitted):
         raise PrefrlError(f"--reward-from {source}: its reward model has seen no labels yet: give a run that "
                           "has answered some")
