@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
@@ -82,7 +83,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     labelling = cfg.asks_for_labels
     model = None
     if cfg.reward_from is not None:
-        model = saved_reward_model(cfg.reward_from, venv, resolve_device(cfg.device, "reward_model"))
+        model = saved_reward_model(cfg.reward_from, venv.observation_space, venv.action_space,
+                                   resolve_device(cfg.device, "reward_model"))
     elif learned:
         model = make_reward_model(venv.observation_space, venv.action_space, cfg.reward_model).to(
             resolve_device(cfg.device, "reward_model"))
@@ -229,14 +231,16 @@ def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir, wrapper: Rewar
     return outer, make_agent(agent_cfg, outer, cfg.seed, cfg.device)
 
 
-def saved_reward_model(source: Path, venv, device: str | torch.device) -> RewardEnsemble:  # type: ignore[no-untyped-def]
-    """The reward model of the run in `source`, for an agent that trains on it held fixed (--reward-from)."""
+def saved_reward_model(source: Path, obs_space: gym.Space, act_space: gym.Space,
+                       device: str | torch.device = "cpu") -> RewardEnsemble:
+    """The reward model last saved by the run in `source`, for steps of an env with these spaces: for an agent
+    that trains on it held fixed (--reward-from), or to inspect it."""
     saved = RunDir(source)
     stored = saved.stored_config()
     if stored is None or not (saved.reward_model / "model.pt").exists():
         raise PrefrlError(f"--reward-from {source}: no run with a reward model there (config.json and "
                           "reward_model/model.pt): give the directory of a run that learned its reward")
-    model = make_reward_model(venv.observation_space, venv.action_space, stored.reward_model).to(device)
+    model = make_reward_model(obs_space, act_space, stored.reward_model).to(device)
     try:
         model.load(saved.reward_model / "model.pt")
     except RuntimeError:  # load_state_dict: the layers' shapes differ

@@ -21,11 +21,10 @@ import gymnasium as gym
 import numpy as np
 from backflip_frames import load_agent, run_env
 
-from prefrl.config import TrainConfig
 from prefrl.environments import make_env
 from prefrl.envs.backflip import backflip_score
+from prefrl.loop import saved_reward_model
 from prefrl.report import episode_clips
-from prefrl.reward_cnn import make_reward_model
 from prefrl.reward_model import RewardEnsemble
 
 WINDOW = 50
@@ -34,11 +33,8 @@ FLIPPER_ENV = "prefrl/HopperBackflip-v0"
 
 def load_reward_model(run: Path) -> tuple[RewardEnsemble, gym.Env]:
     """The run's reward model as last saved, and the env (in that run's observation) it was trained on."""
-    cfg = TrainConfig.from_json((run / "config.json").read_text())
     env = make_env(run_env(run))
-    model = make_reward_model(env.observation_space, env.action_space, cfg.reward_model)
-    model.load(run / "reward_model" / "model.pt")
-    return model, env
+    return saved_reward_model(run, env.observation_space, env.action_space), env
 
 
 def window_sums(per_step: np.ndarray) -> np.ndarray:
