@@ -99,6 +99,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     wrapper.env_step = int(state.get("env_steps", 0))
 
     store = PreferenceStore(run.store, env_id=cfg.env) if labelling else None
+    # Queries the store held before this run began (imported labels); runs saved before this was kept had none.
+    prior = int(state.get("prior_queries", 0 if "env_steps" in state or store is None else store.count_queries()))
+    if "prior_queries" not in state:
+        run.write_state({**state, "prior_queries": prior})  # a crash in stage 1 must not count its own asks as prior
     trainer = RewardTrainer(model, cfg.reward_model, rng) if model is not None and labelling else None
     if trainer is not None and (run.reward_model / "model.pt").exists():
         assert model is not None
@@ -145,7 +149,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         if model is not None and trainer is not None:
             model.save(run.reward_model / "model.pt")
             torch.save(trainer.state_dict(), run.reward_model / "trainer.pt")
-        run.write_state({"env_steps": wrapper.env_step, "agent_steps": agent.num_timesteps})
+        run.write_state({"env_steps": wrapper.env_step, "agent_steps": agent.num_timesteps, "prior_queries": prior})
 
     def score_agent() -> float:
         """The deterministic policy's mean true return (or task score) over fresh evaluation episodes."""
@@ -169,11 +173,13 @@ def train(cfg: TrainConfig) -> TrainResult:
             agent.logger.record(f"prefrl/{k}", v)
         agent.logger.dump(wrapper.env_step)
 
-    # Stage 1: clips of the initial random policy, labelled before RL starts.
-    if store is not None and store.count_queries() == 0:
+    # Stage 1: clips of the initial random policy, labelled before RL starts. A new run may start from a store
+    # that already holds labels (`prefrl import`): the model learns from them too, and --labels counts only
+    # the questions this run asks.
+    if store is not None and "env_steps" not in state:
         collect_random(wrapper, random_steps, rng)
         bar.update(random_steps)
-        ask_for_labels(schedule.initial)
+        ask_for_labels(schedule.initial - (store.count_queries() - prior))
         if teacher is not None:
             answer_pending(store, teacher)
         stats = update_reward_model()
@@ -186,7 +192,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         before = wrapper.env_step
         agent.learn(min(chunk, cfg.steps - wrapper.env_step), reset_num_timesteps=False, callback=progress)
         if store is not None:
-            due = schedule.due(agent.num_timesteps) - store.count_queries()
+            due = schedule.due(agent.num_timesteps) - (store.count_queries() - prior)
             if due > 0:
                 ask_for_labels(due)
             if teacher is not None:

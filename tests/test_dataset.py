@@ -57,3 +57,31 @@ def test_cli_export_then_import_into_a_new_run(tmp_path, rng, capsys):
     assert main(["import", str(run / "labels.jsonl"), str(tmp_path / "other")]) == 0
     dst = PreferenceStore(tmp_path / "other" / "prefs.sqlite")
     assert dst.env_id == "E-v0" and [lab.answer for lab in dst.labels()] == [Answer.RIGHT]
+
+
+def test_a_new_run_learns_from_imported_labels_and_asks_its_own_budget(tmp_path):
+    """Labels from another run, imported into a new run's directory, count as the store's head start: the new
+    run still labels its initial clips, fits its model on both before the agent starts, and --labels counts
+    only the questions it asks."""
+    from prefrl.config import TrainConfig
+    from prefrl.loop import train
+
+    def run(out, labels):
+        return train(TrainConfig(env="prefrl/PointReach-v0", steps=4096, labels=labels, out=out, update_every=2048,
+                                 video_steps=0, eval_episodes=1, progress=False))
+
+    run(tmp_path / "first", 30)
+    assert main(["export", str(tmp_path / "first")]) == 0
+    assert main(["import", str(tmp_path / "first" / "labels.jsonl"), str(tmp_path / "second")]) == 0
+    imported = PreferenceStore(tmp_path / "second" / "prefs.sqlite").labels()
+    result = run(tmp_path / "second", 20)
+
+    store = PreferenceStore(tmp_path / "second" / "prefs.sqlite")
+    labels = store.labels()
+    assert len(imported) == 30 and len(labels) == 50 and result.labels == 50
+    assert [(lab.id, lab.answer) for lab in labels[:30]] == [(lab.id, lab.answer) for lab in imported]
+    first = (tmp_path / "second" / "metrics.csv").read_text().splitlines()[1].split(",")
+    initial = TrainConfig(env="prefrl/PointReach-v0", labels=20).initial_labels
+    assert initial > 0 and int(first[2]) == 30 + initial  # the initial clips were labelled, on top of the import
+    assert float(first[5]) > 0  # and the model was fitted before the agent took a step
+    assert json.loads((tmp_path / "second" / "state.json").read_text())["prior_queries"] == 30
