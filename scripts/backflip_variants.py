@@ -22,6 +22,7 @@ import numpy as np
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.data import Clip
 from prefrl.envs.backflip import (
+    HOPPER_DT,
     HOPPER_NQ,
     LYING_HEIGHT,
     backflip_score,
@@ -29,6 +30,7 @@ from prefrl.envs.backflip import (
     clip_states,
     lying,
     standing,
+    tilt,
     whole_turns,
 )
 
@@ -131,3 +133,17 @@ def landing_pays(clip: Clip) -> np.ndarray:
 
 standing_after_turns = backflip_score
 """The name session 5's runs gave the score (their config.json records it) before it was shipped."""
+
+
+HANG_TURN = 0.02
+"""Backward rotation per step (rad) below which an upside-down hopper counts as hanging there (`no_hang`)."""
+
+
+def no_hang(clip: Clip) -> np.ndarray:
+    """`landing_pays`, and hanging upside down costs as much as lying: 0.05 a step with the torso more than 90
+    degrees from upright, off the ground, and turning backwards slower than HANG_TURN rad a step. Every
+    preference run that got up in sessions 5 to 9 crept over onto its head and stayed there, where the other
+    scores charged nothing; a flip passes through upside down at speed and is not charged."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    hanging = (tilt(qpos[:, 2]) > np.pi / 2) & ~lying(qpos) & (-qvel[:, 2] * HOPPER_DT < HANG_TURN)
+    return landing_pays(clip) - 0.05 * hanging

@@ -85,3 +85,29 @@ def test_a_new_run_learns_from_imported_labels_and_asks_its_own_budget(tmp_path)
     assert initial > 0 and int(first[2]) == 30 + initial  # the initial clips were labelled, on top of the import
     assert float(first[5]) > 0  # and the model was fitted before the agent took a step
     assert json.loads((tmp_path / "second" / "state.json").read_text())["prior_queries"] == 30
+
+
+def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_path):
+    """scripts/seed_labels.py: clips of a run's agent and of random actions, answered by the oracle, in the
+    format `prefrl import` reads."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefrl.config import TrainConfig
+    from prefrl.loop import train
+
+    train(TrainConfig(env="prefrl/PointReach-v0", steps=2048, labels=10, out=tmp_path / "run", video_steps=0,
+                      eval_episodes=1, progress=False))
+    script = Path(__file__).parents[1] / "scripts" / "seed_labels.py"
+    out = tmp_path / "seed.jsonl"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--out", str(out), "--pairs", "12",
+                    "--episodes", "2", "--random-episodes", "1", "--clip-length", "10", "--stride", "10"], check=True)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 12 and {r["env_id"] for r in rows} == {"prefrl/PointReach-v0"}
+    with np.load(out.with_suffix(".clips.npz")) as z:
+        for r in rows:
+            left, right = (z[f"{r[side + '_clip']}/true_rewards"].sum() for side in ("left", "right"))
+            assert r["label"] == ("left" if left > right else "right" if right > left else "equal")
+    store = PreferenceStore(tmp_path / "seeded.sqlite", env_id="prefrl/PointReach-v0")
+    assert import_labels(store, out) == 12 and len(store.labels()) == 12
