@@ -6,8 +6,12 @@
 The first run's agent (one that flips, e.g. PPO on the score) acts deterministically for one episode per seed
 in prefrl/HopperBackflip-v0. Each later run's reward model scores those steps, in the observation of the env
 that run trained on (a variant such as backflip_variants:hopper_sin_cos sees the same states through its own
-wrapper). Printed per seed: the episode's backward turns, and for each reward model the correlation between
-its sum and the score's sum over 50-step windows (docs/backflip.md, fifth round).
+wrapper). Printed per seed: the episode's backward turns and landed flips, and for each reward model
+- `corr`: the correlation between its sum and the score's sum over 50-step windows (docs/backflip.md, fifth
+  round);
+- `vs_standing`: the whole episode against standing still all episode, in units of the gap between standing
+  and lying, by the model and (`score_vs_standing`) by the shipped score (seventh round). Standing and lying
+  are the first 100 and last 300 steps of a hopper given no action, which stands, then falls.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import gymnasium as gym
 import numpy as np
 from backflip_frames import load_agent, run_env
 
+from prefrl.data import Clip
 from prefrl.environments import make_env
-from prefrl.envs.backflip import backflip_score
+from prefrl.envs.backflip import HOPPER_NQ, backflip_score, landed_backflips
 from prefrl.loop import saved_reward_model
 from prefrl.report import episode_clips
 from prefrl.reward_model import RewardEnsemble
@@ -48,6 +53,19 @@ def observe(env: gym.Env, obs: np.ndarray) -> np.ndarray:
     return np.stack([env.observation(o) for o in obs]) if isinstance(env, gym.ObservationWrapper) else obs
 
 
+class NoAction:
+    """Stands in for an agent: zero torque, so the hopper stands for a while, then falls and lies."""
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return np.zeros(3), None
+
+
+def standing_and_lying(model: RewardEnsemble, env: gym.Env, idle: Clip) -> tuple[float, float]:
+    """The model's reward a step for standing (first 100 steps of `idle`) and for lying (its last 300)."""
+    r = model.reward(observe(env, idle.obs), idle.acts)
+    return float(r[:100].mean()), float(r[-300:].mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("flipper", type=Path, help="run whose agent makes the episodes")
@@ -59,15 +77,22 @@ def main() -> None:
                      "whose observations the reward models' envs are given")
     agent, outer = load_agent(args.flipper)
     models = {str(run): load_reward_model(run) for run in args.models}
+    idle = next(episode_clips(NoAction(), outer, FLIPPER_ENV, 1, 0))  # type: ignore[arg-type]
+    anchors = {name: standing_and_lying(model, env, idle) for name, (model, env) in models.items()}
     for seed in args.seeds:
         clip = next(episode_clips(agent, outer, FLIPPER_ENV, 1, seed))
         assert clip.states is not None
         angle = clip.states[:, 2]
-        sums = window_sums(backflip_score(clip))
-        row: dict[str, object] = {"seed": seed, "backward_turns": round(-(angle[-1] - angle[0]) / (2 * math.pi), 1)}
+        score = backflip_score(clip)
+        steps = len(score)
+        row: dict[str, object] = {"seed": seed, "backward_turns": round(-(angle[-1] - angle[0]) / (2 * math.pi), 1),
+                                  "landed": len(landed_backflips(clip.states[:, :HOPPER_NQ])),
+                                  "score_vs_standing": round(float(score.sum()) / (steps * 0.05), 2)}
         for name, (model, env) in models.items():
-            learned = window_sums(model.reward(observe(env, clip.obs), clip.acts))
-            row[name] = round(float(np.corrcoef(sums, learned)[0, 1]), 2)
+            learned = model.reward(observe(env, clip.obs), clip.acts)
+            stand, lie = anchors[name]
+            row[name] = {"corr": round(float(np.corrcoef(window_sums(score), window_sums(learned))[0, 1]), 2),
+                         "vs_standing": round((float(learned.sum()) - steps * stand) / (steps * (stand - lie)), 2)}
         print(json.dumps(row))
 
 
