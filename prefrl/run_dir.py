@@ -12,6 +12,7 @@ from typing import Any
 from prefrl.config import TrainConfig
 from prefrl.environments import make_env
 from prefrl.errors import PrefrlError
+from prefrl.store import PreferenceStore
 
 DEFAULT_ENV = "HalfCheetah-v5"
 
@@ -67,7 +68,8 @@ class RunDir:
         if stored is not None:
             raise PrefrlError(f"{run.path} already holds a run of '{stored.env}': add --resume to continue it, "
                               "or choose another --out")
-        cfg = dataclasses.replace(cfg, env=cfg.env or DEFAULT_ENV, out=run.path)
+        imported = PreferenceStore(run.store).env_id if run.store.exists() else None  # `prefrl import` made it
+        cfg = dataclasses.replace(cfg, env=cfg.env or imported or DEFAULT_ENV, out=run.path)
         assert cfg.env is not None
         make_env(cfg.env).close()  # an unknown env id fails here, before anything is written
         return run, cfg

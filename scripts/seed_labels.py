@@ -4,7 +4,7 @@ behaviour its own run has not reached yet (docs/backflip.md, seventh round).
     python scripts/seed_labels.py RUN [RUN ...] --out seed.jsonl --pairs 400 \\
         [--teacher-score package.module:function] [--episodes 5] [--random-episodes 3]
     prefrl import seed.jsonl runs/new
-    prefrl train --out runs/new --env ENV --teacher-score ... --labels 4000   # learns from them, then asks its own
+    prefrl train --out runs/new --teacher-score ... --labels 4000   # learns from them, then asks its own
 
 Each run's final agent acts deterministically for `--episodes` episodes, and random actions fill
 `--random-episodes` more. The episodes are cut into clips of `--clip-length` steps every `--stride` steps,

@@ -61,20 +61,20 @@ def test_cli_export_then_import_into_a_new_run(tmp_path, rng, capsys):
 
 def test_a_new_run_learns_from_imported_labels_and_asks_its_own_budget(tmp_path):
     """Labels from another run, imported into a new run's directory, count as the store's head start: the new
-    run still labels its initial clips, fits its model on both before the agent starts, and --labels counts
-    only the questions it asks."""
+    run takes its env from them, still labels its initial clips, fits its model on both before the agent
+    starts, and --labels counts only the questions it asks."""
     from prefrl.config import TrainConfig
     from prefrl.loop import train
 
-    def run(out, labels):
-        return train(TrainConfig(env="prefrl/PointReach-v0", steps=4096, labels=labels, out=out, update_every=2048,
+    def run(out, labels, env=None):
+        return train(TrainConfig(env=env, steps=4096, labels=labels, out=out, update_every=2048,
                                  video_steps=0, eval_episodes=1, progress=False))
 
-    run(tmp_path / "first", 30)
+    run(tmp_path / "first", 30, env="prefrl/PointReach-v0")
     assert main(["export", str(tmp_path / "first")]) == 0
     assert main(["import", str(tmp_path / "first" / "labels.jsonl"), str(tmp_path / "second")]) == 0
     imported = PreferenceStore(tmp_path / "second" / "prefs.sqlite").labels()
-    result = run(tmp_path / "second", 20)
+    result = run(tmp_path / "second", 20)  # no --env: the imported store names it
 
     store = PreferenceStore(tmp_path / "second" / "prefs.sqlite")
     labels = store.labels()
@@ -85,6 +85,7 @@ def test_a_new_run_learns_from_imported_labels_and_asks_its_own_budget(tmp_path)
     assert initial > 0 and int(first[2]) == 30 + initial  # the initial clips were labelled, on top of the import
     assert float(first[5]) > 0  # and the model was fitted before the agent took a step
     assert json.loads((tmp_path / "second" / "state.json").read_text())["prior_queries"] == 30
+    assert json.loads((tmp_path / "second" / "config.json").read_text())["env"] == "prefrl/PointReach-v0"
 
 
 def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_path):
