@@ -68,7 +68,9 @@ class RunDir:
         if stored is not None:
             raise PrefrlError(f"{run.path} already holds a run of '{stored.env}': add --resume to continue it, "
                               "or choose another --out")
-        imported = PreferenceStore(run.store).env_id if run.store.exists() else None  # `prefrl import` made it
+        # A store with no run yet came from `prefrl import`: it names the env, and refuses another before
+        # config.json is written (a refusal after it would leave the directory claimed by the wrong env).
+        imported = PreferenceStore(run.store, env_id=cfg.env).env_id if run.store.exists() else None
         cfg = dataclasses.replace(cfg, env=cfg.env or imported or DEFAULT_ENV, out=run.path)
         assert cfg.env is not None
         make_env(cfg.env).close()  # an unknown env id fails here, before anything is written

@@ -112,3 +112,14 @@ def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_
             assert r["label"] == ("left" if left > right else "right" if right > left else "equal")
     store = PreferenceStore(tmp_path / "seeded.sqlite", env_id="prefrl/PointReach-v0")
     assert import_labels(store, out) == 12 and len(store.labels()) == 12
+
+
+def test_a_run_of_another_env_over_imported_labels_is_refused_before_anything_is_written(tmp_path):
+    from prefrl.config import TrainConfig
+    from prefrl.loop import train
+
+    (tmp_path / "run").mkdir()
+    PreferenceStore(tmp_path / "run" / "prefs.sqlite", env_id="prefrl/PointReach-v0")  # as `prefrl import` leaves it
+    with pytest.raises(PrefrlError, match="holds clips of env 'prefrl/PointReach-v0'.*--env prefrl/PointReach-v0"):
+        train(TrainConfig(env="Pendulum-v1", steps=2048, labels=10, out=tmp_path / "run", progress=False))
+    assert not {"config.json", "agent", "reward_model"} & {p.name for p in (tmp_path / "run").iterdir()}
