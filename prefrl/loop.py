@@ -132,6 +132,11 @@ def train(cfg: TrainConfig) -> TrainResult:
             store.add_query(store.add_clip(clips[a]), store.add_clip(clips[b]), env_step=wrapper.env_step)
         recorder.forget({i for p in pairs for i in p})
 
+    def labels_due() -> int:
+        """Questions the schedule wants asked by now, less those this run has asked (imported ones are not)."""
+        assert store is not None
+        return schedule.due(agent.num_timesteps) - (store.count_queries() - prior)
+
     def update_reward_model() -> RewardStats | None:
         assert trainer is not None and model is not None and store is not None and recorder is not None
         data = trainer.data_from_store(store)
@@ -179,7 +184,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if store is not None and "env_steps" not in state:
         collect_random(wrapper, random_steps, rng)
         bar.update(random_steps)
-        ask_for_labels(schedule.initial - (store.count_queries() - prior))
+        ask_for_labels(labels_due())  # the schedule's initial share: no agent step yet
         if teacher is not None:
             answer_pending(store, teacher)
         stats = update_reward_model()
@@ -192,7 +197,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         before = wrapper.env_step
         agent.learn(min(chunk, cfg.steps - wrapper.env_step), reset_num_timesteps=False, callback=progress)
         if store is not None:
-            due = schedule.due(agent.num_timesteps) - (store.count_queries() - prior)
+            due = labels_due()
             if due > 0:
                 ask_for_labels(due)
             if teacher is not None:
