@@ -54,7 +54,8 @@ class RunDir:
 
     @classmethod
     def check(cls, cfg: TrainConfig) -> tuple[RunDir, TrainConfig]:
-        """Validate a run request without touching disk; returns the config the run will use."""
+        """Validate a run request before anything of the run is written (an imported store is only opened);
+        returns the config the run will use."""
         run = cls(Path(cfg.out))
         stored = run.stored_config()
         if stored is not None and cfg.env not in (None, stored.env):
