@@ -2,14 +2,16 @@
 behaviour its own run has not reached yet (docs/backflip.md, seventh round).
 
     python scripts/seed_labels.py RUN [RUN ...] --out seed.jsonl --pairs 400 \\
-        [--teacher-score package.module:function] [--episodes 5] [--random-episodes 3]
+        [--teacher-score package.module:function] [--teacher stochastic --beta 1] [--episodes 5]
     prefrl import seed.jsonl runs/new
-    prefrl train --out runs/new --teacher-score ... --labels 4000   # learns from them, then asks its own
+    prefrl train --out runs/new --teacher-score ... --teacher stochastic --labels 4000  # learns from them, then asks
 
 Each run's final agent acts deterministically for `--episodes` episodes, and random actions fill
 `--random-episodes` more. The episodes are cut into clips of `--clip-length` steps every `--stride` steps,
-and `--pairs` random pairs of them are answered by the oracle teacher on the score (the env's reward when
-there is no score). The clips keep their MuJoCo states, so the labelling window can draw them.
+and `--pairs` random pairs of them are answered on the score (the env's reward when there is no score) by
+`--teacher`: the oracle, or a stochastic teacher with `--beta`, which lets the model learn how much better a
+clip is and not only which (docs/backflip.md, eighth round). Use the teacher the run will use. The clips keep
+their MuJoCo states, so the labelling window can draw them.
 """
 
 from __future__ import annotations
@@ -60,6 +62,13 @@ def main() -> None:
     parser.add_argument("--clip-length", type=int, default=150)
     parser.add_argument("--stride", type=int, default=25)
     parser.add_argument("--seed", type=int, default=20_000)
+    parser.add_argument("--teacher", choices=["oracle", "stochastic", "mistake", "equal"], default="oracle")
+    parser.add_argument("--beta", type=float, default=TeacherConfig.beta,
+                        help="stochastic: P(left) = sigmoid(beta * (R_left - R_right))")
+    parser.add_argument("--epsilon", type=float, default=TeacherConfig.epsilon,
+                        help="mistake: chance of a flipped answer")
+    parser.add_argument("--equal-threshold", type=float, default=TeacherConfig.equal_threshold,
+                        help='equal: returns this close are answered "equal"')
     args = parser.parse_args()
 
     env_id = run_env(args.runs[0])
@@ -85,7 +94,8 @@ def main() -> None:
         for _ in range(args.pairs):
             a, b = rng.choice(len(ids), size=2, replace=False)
             store.add_query(ids[a], ids[b], env_step=0)
-        answer_pending(store, ScriptedTeacher("oracle", TeacherConfig(), rng))
+        params = TeacherConfig(beta=args.beta, epsilon=args.epsilon, equal_threshold=args.equal_threshold)
+        answer_pending(store, ScriptedTeacher(args.teacher, params, rng))
         n = export_labels(store, args.out)
     print(f"{n} labelled pairs of {len(clips)} clips from {len(episodes)} episodes -> {args.out}; "
           f"now: prefrl import {args.out} RUN_DIR")

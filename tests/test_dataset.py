@@ -89,7 +89,7 @@ def test_a_new_run_learns_from_imported_labels_and_asks_its_own_budget(tmp_path)
 
 
 def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_path):
-    """scripts/seed_labels.py: clips of a run's agent and of random actions, answered by the oracle, in the
+    """scripts/seed_labels.py: clips of a run's agent and of random actions, answered by the teacher, in the
     format `prefrl import` reads."""
     import subprocess
     import sys
@@ -112,6 +112,17 @@ def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_
             assert r["label"] == ("left" if left > right else "right" if right > left else "equal")
     store = PreferenceStore(tmp_path / "seeded.sqlite", env_id="prefrl/PointReach-v0")
     assert import_labels(store, out) == 12 and len(store.labels()) == 12
+
+    # A stochastic teacher with beta 0 answers every decided pair at random: some answers go against the returns.
+    subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--out", str(out), "--pairs", "40",
+                    "--episodes", "2", "--random-episodes", "1", "--clip-length", "10", "--stride", "10",
+                    "--teacher", "stochastic", "--beta", "0"], check=True)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    with np.load(out.with_suffix(".clips.npz")) as z:
+        returns = [[z[f"{r[side + '_clip']}/true_rewards"].sum() for side in ("left", "right")] for r in rows]
+    agree = [r["label"] == ("left" if left > right else "right") for r, (left, right) in zip(rows, returns)
+             if left != right]
+    assert len(agree) > 20 and 0.2 < np.mean(agree) < 0.8
 
 
 def test_a_run_of_another_env_over_imported_labels_is_refused_before_anything_is_written(tmp_path):
