@@ -53,6 +53,10 @@ class QueryConfig:
     """T0 of the label rate T0/(T+T0), as a fraction of the agent's step budget."""
     buffer_clips: int = 2000
     """How many recent clips are kept in memory as candidates."""
+    reference_fraction: float = 0.0
+    """Share of the queries that pair a new clip with a clip asked about before (imported ones included), both
+    drawn at random. New behaviour is then judged against old, not only against itself, so a model error the
+    agent exploits gets answered against what the store already holds (docs/backflip.md, eighth round)."""
     max_open: int = 12
     """With a human teacher: at most this many unanswered queries wait, so the ones shown stay recent."""
 
@@ -187,6 +191,8 @@ class TrainConfig:
             raise PrefrlError("--queries.clip-length must be positive")
         if not 0 <= self.queries.initial_fraction <= 1:
             raise PrefrlError("--queries.initial-fraction must lie in [0, 1]")
+        if not 0 <= self.queries.reference_fraction <= 1:
+            raise PrefrlError("--queries.reference-fraction must lie in [0, 1]")
 
     @property
     def initial_labels(self) -> int:

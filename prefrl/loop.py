@@ -37,7 +37,7 @@ from prefrl.reward_model import RewardEnsemble
 from prefrl.reward_trainer import RewardStats, RewardTrainer
 from prefrl.run_dir import RunDir
 from prefrl.schedule import LabelSchedule
-from prefrl.selection import make_selector
+from prefrl.selection import make_selector, reference_pairs
 from prefrl.store import PreferenceStore
 from prefrl.teachers import ScriptedTeacher, answer_pending
 from prefrl.vec import make_vec_env
@@ -127,10 +127,17 @@ def train(cfg: TrainConfig) -> TrainResult:
         if human:  # a person answers at their own pace: keep only a few recent queries waiting
             n = min(n, cfg.queries.max_open - store.count_pending())
         clips = list(recorder.clips)
-        pairs = selector.select(clips, n, rng)
+        known = store.clip_ids() if cfg.queries.reference_fraction > 0 else []
+        n_ref = round(n * cfg.queries.reference_fraction) if known else 0
+        pairs = selector.select(clips, n - n_ref, rng)
         for a, b in pairs:
             store.add_query(store.add_clip(clips[a]), store.add_clip(clips[b]), env_step=wrapper.env_step)
-        recorder.forget({i for p in pairs for i in p})
+        used = {i for p in pairs for i in p}
+        for i, ref in reference_pairs(len(clips), known, n_ref, used, rng):
+            new = store.add_clip(clips[i])
+            store.add_query(*((new, ref) if rng.random() < 0.5 else (ref, new)), env_step=wrapper.env_step)
+            used.add(i)
+        recorder.forget(used)
 
     def labels_due() -> int:
         """Questions the schedule wants asked by now, less those this run has asked (imported ones are not)."""

@@ -33,6 +33,18 @@ def random_pairs(n_clips: int, n: int, rng: np.random.Generator) -> list[tuple[i
     return pairs
 
 
+def reference_pairs(n_clips: int, references: Sequence[int], n: int, exclude: set[int],
+                    rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Up to `n` pairs (index of a clip not in `exclude`, one of `references`), each drawn at random; no clip
+    is used twice, and references may repeat."""
+    free = [i for i in range(n_clips) if i not in exclude]
+    n = min(n, len(free)) if len(references) else 0
+    if n <= 0:
+        return []
+    picked = rng.choice(free, size=n, replace=False)
+    return [(int(i), int(r)) for i, r in zip(picked, rng.choice(np.asarray(references), size=n))]
+
+
 class RandomSelector:
     def select(self, clips: Sequence[Clip], n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
         return random_pairs(len(clips), n, rng)

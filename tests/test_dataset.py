@@ -88,6 +88,25 @@ def test_a_new_run_learns_from_imported_labels_and_asks_its_own_budget(tmp_path)
     assert json.loads((tmp_path / "second" / "config.json").read_text())["env"] == "prefrl/PointReach-v0"
 
 
+def test_reference_queries_pair_new_clips_with_clips_asked_about_before(tmp_path):
+    """--queries.reference-fraction: that share of the queries after the first batch pairs a new clip with one
+    the store already holds; the other queries, and every query of the first batch, show two new clips."""
+    from prefrl.config import QueryConfig, TrainConfig
+    from prefrl.loop import train
+
+    train(TrainConfig(env="prefrl/PointReach-v0", steps=4096, labels=40, out=tmp_path / "run", update_every=2048,
+                      queries=QueryConfig(reference_fraction=0.5), video_steps=0, eval_episodes=1, progress=False))
+    queries = [q for q, _ in PreferenceStore(tmp_path / "run" / "prefs.sqlite").labelled_pairs()]
+    seen: set[int] = set()
+    first_batch, later = [], []
+    for q in queries:
+        repeats = len({q.left_id, q.right_id} & seen)
+        (first_batch if q.env_step == queries[0].env_step else later).append(repeats)
+        seen |= {q.left_id, q.right_id}
+    assert len(queries) == 40 and set(first_batch) == {0}
+    assert set(later) <= {0, 1} and 0.3 < np.mean(later) < 0.7  # about half: one new clip against a known one
+
+
 def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_path):
     """scripts/seed_labels.py: clips of a run's agent and of random actions, answered by the teacher, in the
     format `prefrl import` reads."""

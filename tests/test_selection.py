@@ -5,7 +5,7 @@ import torch
 from prefrl.config import RewardModelConfig
 from prefrl.data import Clip
 from prefrl.reward_model import RewardEnsemble
-from prefrl.selection import EnsembleSelector, RandomSelector, random_pairs
+from prefrl.selection import EnsembleSelector, RandomSelector, random_pairs, reference_pairs
 
 
 def test_random_pairs_use_distinct_clips_when_there_are_enough(rng):
@@ -14,6 +14,15 @@ def test_random_pairs_use_distinct_clips_when_there_are_enough(rng):
     assert len(pairs) == 10 and len(set(flat)) == 20
     assert all(a != b for a, b in random_pairs(5, 8, rng))
     assert RandomSelector().select([], 3, rng) == []
+
+
+def test_reference_pairs_pair_unused_clips_with_known_ones(rng):
+    pairs = reference_pairs(10, [101, 102], 4, exclude={0, 1, 2}, rng=rng)
+    new = [i for i, _ in pairs]
+    assert len(pairs) == 4 and len(set(new)) == 4 and not set(new) & {0, 1, 2}
+    assert {r for _, r in pairs} <= {101, 102}
+    assert len(reference_pairs(5, [7], 9, exclude={0, 1}, rng=rng)) == 3  # only three clips are free
+    assert reference_pairs(5, [], 3, exclude=set(), rng=rng) == []
 
 
 def test_disagreement_and_entropy_pick_the_uncertain_pairs(rng):
