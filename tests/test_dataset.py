@@ -121,26 +121,27 @@ def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_
                       eval_episodes=1, progress=False))
     script = Path(__file__).parents[1] / "scripts" / "seed_labels.py"
     out = tmp_path / "seed.jsonl"
-    subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--out", str(out), "--pairs", "12",
-                    "--episodes", "2", "--random-episodes", "1", "--clip-length", "10", "--stride", "10"], check=True)
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 12 and {r["env_id"] for r in rows} == {"prefrl/PointReach-v0"}
-    with np.load(out.with_suffix(".clips.npz")) as z:
-        for r in rows:
-            left, right = (z[f"{r[side + '_clip']}/true_rewards"].sum() for side in ("left", "right"))
-            assert r["label"] == ("left" if left > right else "right" if right > left else "equal")
+
+    def seed(pairs: int, *teacher: str) -> list[tuple[dict, float, float]]:
+        """Run the script; each written row with its left and right clips' returns."""
+        subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--out", str(out), "--pairs", str(pairs),
+                        "--episodes", "2", "--random-episodes", "1", "--clip-length", "10", "--stride", "10",
+                        *teacher], check=True)
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        with np.load(out.with_suffix(".clips.npz")) as z:
+            return [(r, *(float(z[f"{r[side + '_clip']}/true_rewards"].sum()) for side in ("left", "right")))
+                    for r in rows]
+
+    labelled = seed(12)
+    assert len(labelled) == 12 and {r["env_id"] for r, _, _ in labelled} == {"prefrl/PointReach-v0"}
+    for r, left, right in labelled:
+        assert r["label"] == ("left" if left > right else "right" if right > left else "equal")
     store = PreferenceStore(tmp_path / "seeded.sqlite", env_id="prefrl/PointReach-v0")
     assert import_labels(store, out) == 12 and len(store.labels()) == 12
 
     # A stochastic teacher with beta 0 answers every decided pair at random: some answers go against the returns.
-    subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--out", str(out), "--pairs", "40",
-                    "--episodes", "2", "--random-episodes", "1", "--clip-length", "10", "--stride", "10",
-                    "--teacher", "stochastic", "--beta", "0"], check=True)
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    with np.load(out.with_suffix(".clips.npz")) as z:
-        returns = [[z[f"{r[side + '_clip']}/true_rewards"].sum() for side in ("left", "right")] for r in rows]
-    agree = [r["label"] == ("left" if left > right else "right") for r, (left, right) in zip(rows, returns)
-             if left != right]
+    agree = [r["label"] == ("left" if left > right else "right")
+             for r, left, right in seed(40, "--teacher", "stochastic", "--beta", "0") if left != right]
     assert len(agree) > 20 and 0.2 < np.mean(agree) < 0.8
 
 
