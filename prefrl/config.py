@@ -54,9 +54,10 @@ class QueryConfig:
     buffer_clips: int = 2000
     """How many recent clips are kept in memory as candidates."""
     reference_fraction: float = 0.0
-    """Share of the queries that pair a new clip with a clip asked about before (imported ones included), both
-    drawn at random. New behaviour is then judged against old, not only against itself, so a model error the
-    agent exploits gets answered against what the store already holds (docs/backflip.md, eighth round)."""
+    """Share of the queries that pair a new clip with a clip asked about before (imported ones included), chosen
+    as `selection` says: at random, or the candidates the ensemble is least sure of. New behaviour is then judged
+    against old, not only against itself, so a model error the agent exploits gets answered against what the
+    store already holds (docs/backflip.md, eighth round)."""
     max_open: int = 12
     """With a human teacher: at most this many unanswered queries wait, so the ones shown stay recent."""
 

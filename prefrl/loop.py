@@ -37,7 +37,7 @@ from prefrl.reward_model import RewardEnsemble
 from prefrl.reward_trainer import RewardStats, RewardTrainer
 from prefrl.run_dir import RunDir
 from prefrl.schedule import LabelSchedule
-from prefrl.selection import make_selector, reference_pairs
+from prefrl.selection import make_selector
 from prefrl.store import PreferenceStore
 from prefrl.teachers import ScriptedTeacher, answer_pending
 from prefrl.vec import make_vec_env
@@ -133,7 +133,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         for a, b in pairs:
             store.add_query(store.add_clip(clips[a]), store.add_clip(clips[b]), env_step=wrapper.env_step)
         used = {i for p in pairs for i in p}
-        for i, ref in reference_pairs(len(clips), known, n_ref, used, rng):
+        for i, ref in selector.select_references(clips, known, n_ref, used, rng, store.clip):
             new = store.add_clip(clips[i])
             store.add_query(*((new, ref) if rng.random() < 0.5 else (ref, new)), env_step=wrapper.env_step)
             used.add(i)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -16,6 +16,12 @@ from prefrl.reward_model import RewardEnsemble
 class PairSelector(Protocol):
     def select(self, clips: Sequence[Clip], n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
         """Return up to `n` pairs of indices into `clips`."""
+        ...
+
+    def select_references(self, clips: Sequence[Clip], references: Sequence[int], n: int, exclude: set[int],
+                          rng: np.random.Generator, load: Callable[[int], Clip]) -> list[tuple[int, int]]:
+        """Return up to `n` pairs (index into `clips` not in `exclude`, one of `references`: ids of stored clips,
+        which `load` reads)."""
         ...
 
 
@@ -49,9 +55,14 @@ class RandomSelector:
     def select(self, clips: Sequence[Clip], n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
         return random_pairs(len(clips), n, rng)
 
+    def select_references(self, clips: Sequence[Clip], references: Sequence[int], n: int, exclude: set[int],
+                          rng: np.random.Generator, load: Callable[[int], Clip]) -> list[tuple[int, int]]:
+        return reference_pairs(len(clips), references, n, exclude, rng)
+
 
 class EnsembleSelector:
     """Scores `oversample * n` random candidate pairs with the ensemble and keeps the `n` most uncertain.
+    Pairs against stored clips are chosen the same way: new clips, each against a random stored one.
 
     disagreement: variance across members of P(left better); entropy: entropy of the mean P.
     """
@@ -83,6 +94,16 @@ class EnsembleSelector:
             return candidates[:n]
         top = np.argsort(-self.scores(clips, candidates))[:n]
         return [candidates[i] for i in top]
+
+    def select_references(self, clips: Sequence[Clip], references: Sequence[int], n: int, exclude: set[int],
+                          rng: np.random.Generator, load: Callable[[int], Clip]) -> list[tuple[int, int]]:
+        candidates = reference_pairs(len(clips), references, n * self.oversample, exclude, rng)
+        if len(candidates) <= n or not bool(self.model.fitted):
+            return candidates[:n]
+        stored = sorted({r for _, r in candidates})
+        at = {r: len(clips) + k for k, r in enumerate(stored)}
+        scores = self.scores([*clips, *map(load, stored)], [(i, at[r]) for i, r in candidates])
+        return [candidates[i] for i in np.argsort(-scores)[:n]]
 
 
 def make_selector(kind: SelectionKind, model: RewardEnsemble, oversample: int) -> PairSelector:

@@ -88,14 +88,16 @@ def test_a_new_run_learns_from_imported_labels_and_asks_its_own_budget(tmp_path)
     assert json.loads((tmp_path / "second" / "config.json").read_text())["env"] == "prefrl/PointReach-v0"
 
 
-def test_reference_queries_pair_new_clips_with_clips_asked_about_before(tmp_path):
+@pytest.mark.parametrize("selection", ["random", "disagreement"])
+def test_reference_queries_pair_new_clips_with_clips_asked_about_before(tmp_path, selection):
     """--queries.reference-fraction: that share of the queries after the first batch pairs a new clip with one
     the store already holds; the other queries, and every query of the first batch, show two new clips."""
     from prefrl.config import QueryConfig, TrainConfig
     from prefrl.loop import train
 
+    queries_cfg = QueryConfig(reference_fraction=0.5, selection=selection)
     train(TrainConfig(env="prefrl/PointReach-v0", steps=4096, labels=40, out=tmp_path / "run", update_every=2048,
-                      queries=QueryConfig(reference_fraction=0.5), video_steps=0, eval_episodes=1, progress=False))
+                      queries=queries_cfg, video_steps=0, eval_episodes=1, progress=False))
     queries = [q for q, _ in PreferenceStore(tmp_path / "run" / "prefs.sqlite").labelled_pairs()]
     seen: set[int] = set()
     first_batch, later = [], []

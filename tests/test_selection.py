@@ -46,3 +46,17 @@ def test_disagreement_and_entropy_pick_the_uncertain_pairs(rng):
     picked = dis.select(clips, 1, rng)
     a, b = picked[0]
     assert abs(clips[a].obs[0, 0] - clips[b].obs[0, 0]) > 2.0
+    # against stored clips: each new clip meets a stored one, and the pair the members disagree on most is kept
+    stored = {7: clips[0], 8: clips[2]}
+    loaded: list[int] = []
+
+    def load(clip_id: int) -> Clip:
+        loaded.append(clip_id)
+        return stored[clip_id]
+
+    (i, r), = dis.select_references(clips, [7, 8], 1, exclude={0, 2}, rng=rng, load=load)
+    assert i not in {0, 2} and r in stored and sorted(loaded) == sorted(set(loaded))  # each stored clip read once
+    # all four free clips are candidates; the one at -5 is 5 or 10 from either stored clip, the others closer
+    assert abs(clips[i].obs[0, 0] - stored[r].obs[0, 0]) >= 5.0
+    loaded.clear()
+    assert len(RandomSelector().select_references(clips, [7], 2, set(), rng, load)) == 2 and not loaded
