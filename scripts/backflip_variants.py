@@ -1,4 +1,4 @@
-"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 to 7), kept so those runs can be repeated.
+"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 to 11), kept so those runs can be repeated.
 
 Run from this folder, so that `backflip_variants` imports (prefrl puts the working directory on the path):
 
@@ -147,3 +147,21 @@ def no_hang(clip: Clip) -> np.ndarray:
     qpos, qvel = clip_states(clip, HOPPER_NQ)
     hanging = (tilt(qpos[:, 2]) > np.pi / 2) & ~lying(qpos) & (-qvel[:, 2] * HOPPER_DT < HANG_TURN)
     return landing_pays(clip) - 0.05 * hanging
+
+
+RESTING_COST = 0.02
+"""What `no_rest` charges a step for resting anywhere but standing (a third of what lying costs)."""
+
+
+def no_rest(clip: Clip) -> np.ndarray:
+    """`no_hang`, and resting anywhere but standing costs RESTING_COST a step: off the ground (not lying), not
+    standing, not already charged for hanging, and turning backwards slower than HANG_TURN rad a step. The
+    preference agents of sessions 10 and 11 stopped in such places (leaning back 30 to 90 degrees on the foot,
+    crouching at 0.6 m), which `no_hang` scores at about nothing; so, discounted at gamma 0.99, does a failed
+    flip (rotation paid up front, lying charged later), and their models charged the failed flip more. With
+    this charge standing is the only free place to stop. A flip passes the resting states at speed."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    slow = -qvel[:, 2] * HOPPER_DT < HANG_TURN
+    hanging = (tilt(qpos[:, 2]) > np.pi / 2) & ~lying(qpos) & slow
+    resting = ~standing(qpos) & ~lying(qpos) & ~hanging & slow
+    return no_hang(clip) - RESTING_COST * resting

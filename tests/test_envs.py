@@ -202,3 +202,22 @@ def test_backflip_variant_env_observes_the_torso_angle_as_sine_cosine_and_turns(
         seen = env.observation(raw)
         np.testing.assert_allclose(seen[:4], [0.0, math.sin(angle), math.cos(angle), turns])
         np.testing.assert_allclose(seen[4:], raw[2:])  # the rest as before
+
+
+def test_backflip_variants_no_hang_and_no_rest_charge_stopping_anywhere_but_standing(monkeypatch):
+    """docs/backflip.md, seventh and ninth rounds: hanging upside down costs 0.05 a step (`no_hang`), resting
+    elsewhere off the ground 0.02 more (`no_rest`); standing, lying and turning fast are scored as before."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    from backflip_variants import landing_pays, no_hang, no_rest
+
+    stand = _hopper_clip(np.zeros(50), np.full(50, 1.25))
+    crouch = _hopper_clip(np.full(50, -0.5), np.full(50, 0.62))  # the ninth round's agents: 29 degrees, 0.62 m
+    hang = _hopper_clip(np.full(50, -math.pi), np.full(50, 0.8))
+    lie = _hopper_clip(np.zeros(50), np.full(50, 0.3))
+    turn = _hopper_clip(np.linspace(0, -2 * math.pi, 80), np.full(80, 1.5))  # 0.08 rad a step, in the air
+    for clip in (stand, lie, turn):
+        np.testing.assert_allclose(no_rest(clip), landing_pays(clip))
+    np.testing.assert_allclose(no_hang(hang) - landing_pays(hang), -0.05)
+    np.testing.assert_allclose(no_rest(hang), no_hang(hang))  # charged once, as hanging
+    np.testing.assert_allclose(no_hang(crouch), 0.0)
+    np.testing.assert_allclose(no_rest(crouch), -0.02)
