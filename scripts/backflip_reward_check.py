@@ -12,6 +12,12 @@ wrapper). Printed per seed: the episode's backward turns and landed flips, and f
 - `vs_standing`: the whole episode against standing still all episode, in units of the gap between standing
   and lying, by the model and (`score_vs_standing`) by the shipped score (seventh round). Standing and lying
   are the first 100 and last 300 steps of a hopper given no action, which stands, then falls.
+- with `--gamma G`: `disc_vs_standing`, the same summed from the episode's first step with weights G^t, as PPO
+  with discount G values the episode from its start, by the model and (`score_disc_vs_standing`) by the score
+  (ninth round: the score pays a failed flip about what a lean earns, the models less).
+
+`--teacher-score package.module:function` measures against that score instead of the shipped one, e.g.
+`backflip_variants:no_hang`; its standing-to-lying gap is taken as the shipped score's 0.05 a step.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import numpy as np
 from backflip_frames import load_agent, run_env
 
 from prefrl.data import Clip
-from prefrl.environments import make_env
+from prefrl.environments import load_callable, make_env
 from prefrl.envs.backflip import HOPPER_NQ, backflip_score, landed_backflips
 from prefrl.loop import saved_reward_model
 from prefrl.report import episode_clips
@@ -71,7 +77,10 @@ def main() -> None:
     parser.add_argument("flipper", type=Path, help="run whose agent makes the episodes")
     parser.add_argument("models", nargs="+", type=Path, help="runs whose reward models are checked")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 10_000, 10_001])
+    parser.add_argument("--gamma", type=float, help="also compare the episodes discounted with this gamma")
+    parser.add_argument("--teacher-score", help="package.module:function to measure against (default: shipped)")
     args = parser.parse_args()
+    step_score = load_callable(args.teacher_score, "score function") if args.teacher_score else backflip_score
     if run_env(args.flipper) != FLIPPER_ENV:
         parser.error(f"{args.flipper} trained on {run_env(args.flipper)}: the flipper must be a {FLIPPER_ENV} run, "
                      "whose observations the reward models' envs are given")
@@ -83,16 +92,21 @@ def main() -> None:
         clip = next(episode_clips(agent, outer, FLIPPER_ENV, 1, seed))
         assert clip.states is not None
         angle = clip.states[:, 2]
-        score = backflip_score(clip)
+        score = np.asarray(step_score(clip), dtype=float)
         steps = len(score)
+        weights = args.gamma ** np.arange(steps) if args.gamma else None
         row: dict[str, object] = {"seed": seed, "backward_turns": round(-(angle[-1] - angle[0]) / (2 * math.pi), 1),
                                   "landed": len(landed_backflips(clip.states[:, :HOPPER_NQ])),
                                   "score_vs_standing": round(float(score.sum()) / (steps * 0.05), 2)}
+        if weights is not None:
+            row["score_disc_vs_standing"] = round(float(score @ weights) / 0.05, 1)
         for name, (model, env) in models.items():
             learned = model.reward(observe(env, clip.obs), clip.acts)
             stand, lie = anchors[name]
             row[name] = {"corr": round(float(np.corrcoef(window_sums(score), window_sums(learned))[0, 1]), 2),
                          "vs_standing": round((float(learned.sum()) - steps * stand) / (steps * (stand - lie)), 2)}
+            if weights is not None:
+                row[name]["disc_vs_standing"] = round(float((learned - stand) @ weights) / (stand - lie), 1)
         print(json.dumps(row))
 
 
