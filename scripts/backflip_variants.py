@@ -139,14 +139,23 @@ HANG_TURN = 0.02
 """Backward rotation per step (rad) below which an upside-down hopper counts as hanging there (`no_hang`)."""
 
 
+def slow_turn(qvel: np.ndarray) -> np.ndarray:
+    """Turning backwards slower than HANG_TURN rad a step (or forwards)."""
+    return -qvel[:, 2] * HOPPER_DT < HANG_TURN
+
+
+def hanging(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    """Torso more than 90 degrees from upright, off the ground (not lying), and turning slowly."""
+    return (tilt(qpos[:, 2]) > np.pi / 2) & ~lying(qpos) & slow_turn(qvel)
+
+
 def no_hang(clip: Clip) -> np.ndarray:
     """`landing_pays`, and hanging upside down costs as much as lying: 0.05 a step with the torso more than 90
     degrees from upright, off the ground, and turning backwards slower than HANG_TURN rad a step. Every
     preference run that got up in sessions 5 to 9 crept over onto its head and stayed there, where the other
     scores charged nothing; a flip passes through upside down at speed and is not charged."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
-    hanging = (tilt(qpos[:, 2]) > np.pi / 2) & ~lying(qpos) & (-qvel[:, 2] * HOPPER_DT < HANG_TURN)
-    return landing_pays(clip) - 0.05 * hanging
+    return landing_pays(clip) - 0.05 * hanging(qpos, qvel)
 
 
 RESTING_COST = 0.02
@@ -158,10 +167,8 @@ def no_rest(clip: Clip) -> np.ndarray:
     standing, not already charged for hanging, and turning backwards slower than HANG_TURN rad a step. The
     preference agents of sessions 10 and 11 stopped in such places (leaning back 30 to 90 degrees on the foot,
     crouching at 0.6 m), which `no_hang` scores at about nothing; so, discounted at gamma 0.99, does a failed
-    flip (rotation paid up front, lying charged later), and their models charged the failed flip more. With
-    this charge standing is the only free place to stop. A flip passes the resting states at speed."""
+    flip (rotation paid up front, lying charged later), while their models paid its turn less. With this charge
+    standing is the only free place to stop. A flip passes the resting states at speed."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
-    slow = -qvel[:, 2] * HOPPER_DT < HANG_TURN
-    hanging = (tilt(qpos[:, 2]) > np.pi / 2) & ~lying(qpos) & slow
-    resting = ~standing(qpos) & ~lying(qpos) & ~hanging & slow
+    resting = ~standing(qpos) & ~lying(qpos) & ~hanging(qpos, qvel) & slow_turn(qvel)
     return no_hang(clip) - RESTING_COST * resting
