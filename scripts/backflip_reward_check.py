@@ -17,7 +17,7 @@ wrapper). Printed per seed: the episode's backward turns and landed flips, and f
   (ninth round: the score pays a failed flip about what a lean earns, the models less).
 
 `--teacher-score package.module:function` measures against that score instead of the shipped one, e.g.
-`backflip_variants:no_hang`; its standing-to-lying gap is taken as the shipped score's 0.05 a step.
+`backflip_variants:no_hang`; its standing-to-lying gap is taken as the shipped score's (SCORE_GAP).
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from prefrl.reward_model import RewardEnsemble
 
 WINDOW = 50
 FLIPPER_ENV = "prefrl/HopperBackflip-v0"
+SCORE_GAP = 0.05
+"""The score's standing-to-lying gap a step: what the shipped score, and every backflip_variants score, charges
+for lying while standing before a flip pays nothing."""
 
 
 def load_reward_model(run: Path) -> tuple[RewardEnsemble, gym.Env]:
@@ -97,9 +100,9 @@ def main() -> None:
         weights = args.gamma ** np.arange(steps) if args.gamma else None
         row: dict[str, object] = {"seed": seed, "backward_turns": round(-(angle[-1] - angle[0]) / (2 * math.pi), 1),
                                   "landed": len(landed_backflips(clip.states[:, :HOPPER_NQ])),
-                                  "score_vs_standing": round(float(score.sum()) / (steps * 0.05), 2)}
+                                  "score_vs_standing": round(float(score.sum()) / (steps * SCORE_GAP), 2)}
         if weights is not None:
-            row["score_disc_vs_standing"] = round(float(score @ weights) / 0.05, 1)
+            row["score_disc_vs_standing"] = round(float(score @ weights) / SCORE_GAP, 1)
         for name, (model, env) in models.items():
             learned = model.reward(observe(env, clip.obs), clip.acts)
             stand, lie = anchors[name]
