@@ -172,3 +172,18 @@ def no_rest(clip: Clip) -> np.ndarray:
     qpos, qvel = clip_states(clip, HOPPER_NQ)
     resting = ~standing(qpos) & ~lying(qpos) & ~hanging(qpos, qvel) & slow_turn(qvel)
     return no_hang(clip) - RESTING_COST * resting
+
+
+TURN_PAY = 2.0
+"""What `attempts_pay` pays for each radian of backward rotation (the shipped score and `no_hang`: 1)."""
+
+
+def attempts_pay(clip: Clip) -> np.ndarray:
+    """`no_hang` with backward rotation paid TURN_PAY times: a teacher who praises a fast throw backwards even when
+    it ends on the ground. Discounted at gamma 0.99 from the start of an episode, `no_hang` pays a failed flip
+    (a fast turn, then lying) about what leaning or crouching on the foot earns (0.4 to 0.7 against 0.3 to 0.5),
+    and the preference agents of sessions 10 and 11 stopped at those rests. Here a failed flip earns 1.8 to 3.5
+    against 0.6 to 1.3, so a model has room to be wrong about it. Lying is still charged, the turn is still paid
+    only above 0.6 m, and a landed flip still earns the most (docs/backflip.md, tenth round)."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    return no_hang(clip) + (TURN_PAY - 1.0) * backward_rotation(qpos, qvel)

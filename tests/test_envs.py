@@ -221,3 +221,20 @@ def test_backflip_variants_no_hang_and_no_rest_charge_stopping_anywhere_but_stan
     np.testing.assert_allclose(no_rest(hang), no_hang(hang))  # charged once, as hanging
     np.testing.assert_allclose(no_hang(crouch), 0.0)
     np.testing.assert_allclose(no_rest(crouch), -0.02)
+
+
+def test_backflip_variant_attempts_pay_doubles_the_turn_and_nothing_else(monkeypatch):
+    """docs/backflip.md, tenth round: a fast throw backwards earns twice what `no_hang` pays for it, so a failed
+    flip outscores a lean; lying, hanging and standing after a flip are scored as `no_hang` scores them."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    from backflip_variants import attempts_pay, no_hang
+
+    turn = _hopper_clip(np.linspace(0, -math.pi, 40), np.full(40, 1.5))  # 0.08 rad a step, in the air
+    np.testing.assert_allclose(attempts_pay(turn)[1:-1], 2 * no_hang(turn)[1:-1])
+    assert no_hang(turn)[1:-1].min() > 0.07
+    failed = _hopper_clip(np.r_[np.linspace(0, -math.pi, 40), np.full(60, -math.pi)], np.r_[np.full(40, 1.5),
+                                                                                              np.full(60, 0.3)])
+    np.testing.assert_allclose(attempts_pay(failed)[41:], -0.05)  # lying after it, charged in full
+    for still in (_hopper_clip(np.full(50, -math.pi), np.full(50, 0.8)),  # hanging
+                  _hopper_clip(np.full(60, -2 * math.pi), np.full(60, 1.25))):  # standing after a turn
+        np.testing.assert_allclose(attempts_pay(still), no_hang(still))
