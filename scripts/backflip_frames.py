@@ -5,6 +5,10 @@
 For each run directory: the agent's final checkpoint acts deterministically for `--episodes` fresh
 episodes; the landed backflips of each (prefrl.envs.backflip.count_backflips) are printed, with whole
 backward turns. With --png, the first landed flip found is rendered as `--frames` frames side by side.
+
+The agent acts in the env its run trained on, or in `--env ENV`: a run trained on a variant such as
+`backflip_variants:hopper_cut_when_lying` (episodes end after 50 steps lying) is measured on the full 1,000-step
+episodes of prefrl/HopperBackflip-v0 with `--env prefrl/HopperBackflip-v0` (the observations are the same).
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ def run_env(run: Path) -> str:
     return str(json.loads((run / "config.json").read_text())["env"])
 
 
-def load_agent(run: Path) -> tuple[PPO, VecEnv]:
-    """The run's final agent, and the VecEnv whose observation normalisation it acts through."""
+def load_agent(run: Path, env_id: str | None = None) -> tuple[PPO, VecEnv]:
+    """The run's final agent, and the VecEnv (of `env_id`, by default the run's own) whose observation
+    normalisation it acts through."""
     agent = PPO.load(run / "agent" / "ppo.zip", device="cpu")
-    env_id = run_env(run)
+    env_id = env_id or run_env(run)
     venv: VecEnv = DummyVecEnv([lambda: make_env(env_id)])
     norm_path = run / "agent" / "vecnormalize.pkl"
     return agent, VecNormalize.load(str(norm_path), venv) if norm_path.exists() else venv
@@ -67,12 +72,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=10_000)
     parser.add_argument("--png", type=Path)
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--env", help="act in this env id instead of the one the run trained on")
     args = parser.parse_args()
     drawn = args.png is None
     for run in args.runs:
-        agent, outer = load_agent(run)
+        env_id = args.env or run_env(run)
+        agent, outer = load_agent(run, env_id)
         flips, turns = [], []
-        for k, clip in enumerate(episode_clips(agent, outer, run_env(run), args.episodes, args.seed)):
+        for k, clip in enumerate(episode_clips(agent, outer, env_id, args.episodes, args.seed)):
             assert clip.states is not None
             states = clip.states
             qpos = states[:, :HOPPER_NQ]
@@ -85,7 +92,7 @@ def main() -> None:
                 draw(states, [int(t) for t in np.linspace(began, end, args.frames)], args.png)
                 drawn = True
                 print(f"drew the flip of steps {began}-{completed} (episode {k}) into {args.png}")
-        print(json.dumps({"run": str(run), "episodes": args.episodes, "landed_backflips": flips,
+        print(json.dumps({"run": str(run), "env": env_id, "episodes": args.episodes, "landed_backflips": flips,
                           "mean_landed": float(np.mean(flips)), "backward_turns": [round(t, 2) for t in turns]}))
 
 
