@@ -12,6 +12,9 @@ and `--pairs` random pairs of them are answered on the score (the env's reward w
 `--teacher`: the oracle, or a stochastic teacher with `--beta`, which lets the model learn how much better a
 clip is and not only which (docs/backflip.md, eighth round). Use the teacher the run will use. The clips keep
 their MuJoCo states, so the labelling window can draw them.
+
+The labels are for runs of the env the agents trained on, or of `--for-env ENV`, a variant that observes the same
+states, e.g. `backflip_variants:hopper_cut_when_lying` (docs/backflip.md, tenth round).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--clip-length", type=int, default=150)
     parser.add_argument("--stride", type=int, default=25)
     parser.add_argument("--seed", type=int, default=20_000)
+    parser.add_argument("--for-env", help="label the export for runs of this env id (one with the same observation)")
     parser.add_argument("--teacher", choices=["oracle", "stochastic", "mistake", "equal"], default="oracle")
     parser.add_argument("--beta", type=float, default=TeacherConfig.beta,
                         help="stochastic: P(left) = sigmoid(beta * (R_left - R_right))")
@@ -89,7 +93,7 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:  # a scratch store: the oracle answers there, then it is exported
-        store = PreferenceStore(Path(tmp) / "prefs.sqlite", env_id=env_id)
+        store = PreferenceStore(Path(tmp) / "prefs.sqlite", env_id=args.for_env or env_id)
         ids = [store.add_clip(c) for c in clips]
         for _ in range(args.pairs):
             a, b = rng.choice(len(ids), size=2, replace=False)

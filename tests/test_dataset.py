@@ -146,6 +146,11 @@ def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_
              for r, left, right in seed(40, "--teacher", "stochastic", "--beta", "0") if left != right]
     assert len(agree) > 20 and 0.2 < np.mean(agree) < 0.8
 
+    # --for-env labels the same clips for runs of a variant that observes the same states.
+    variant = "tests.variant:point_reach"
+    assert {r["env_id"] for r, _, _ in seed(5, "--for-env", variant)} == {variant}
+    assert import_labels(PreferenceStore(tmp_path / "variant.sqlite", env_id=variant), out) == 5
+
 
 def test_a_run_of_another_env_over_imported_labels_is_refused_before_anything_is_written(tmp_path):
     from prefrl.config import TrainConfig
