@@ -238,3 +238,19 @@ def test_backflip_variant_attempts_pay_doubles_the_turn_and_nothing_else(monkeyp
     for still in (_hopper_clip(np.full(50, -math.pi), np.full(50, 0.8)),  # hanging
                   _hopper_clip(np.full(60, -2 * math.pi), np.full(60, 1.25))):  # standing after a turn
         np.testing.assert_allclose(attempts_pay(still), no_hang(still))
+
+
+def test_the_preference_trained_backflip_agent_in_docs_lands_a_flip(monkeypatch):
+    """docs/backflip-agent is the tenth round's run (docs/backflip.md): PPO trained only on a reward model learned
+    from synthetic preferences. Replayed deterministically in prefrl/HopperBackflip-v0, its full 1,000-step episode
+    holds a landed backward turn. Fails if the agent no longer loads, or the physics no longer carry it round."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    from backflip_frames import load_agent
+
+    from prefrl.report import episode_clips
+
+    run = Path(__file__).parents[1] / "docs" / "backflip-agent"
+    agent, outer = load_agent(run, "prefrl/HopperBackflip-v0")
+    episode = next(iter(episode_clips(agent, outer, "prefrl/HopperBackflip-v0", 1, 10_000)))
+    assert len(episode.obs) == 1000 and episode.states is not None
+    assert len(landed_backflips(episode.states[:, :HOPPER_NQ])) >= 1
