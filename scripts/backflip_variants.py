@@ -1,4 +1,4 @@
-"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 to 11), kept so those runs can be repeated.
+"""The HopperBackflip variants tried in docs/backflip.md (sessions 4 to 12), kept so those runs can be repeated.
 
 Run from this folder, so that `backflip_variants` imports (prefrl puts the working directory on the path):
 
@@ -183,7 +183,8 @@ def attempts_pay(clip: Clip) -> np.ndarray:
     it ends on the ground. Discounted at gamma 0.99 from the start of an episode, `no_hang` pays a failed flip
     (a fast turn, then lying) about what leaning or crouching on the foot earns (0.4 to 0.7 against 0.3 to 0.5),
     and the preference agents of sessions 10 and 11 stopped at those rests. Here a failed flip earns 1.8 to 3.5
-    against 0.6 to 1.3, so a model has room to be wrong about it. Lying is still charged, the turn is still paid
-    only above 0.6 m, and a landed flip still earns the most (docs/backflip.md, tenth round)."""
+    against 0.6 to 1.3, so a model has room to be wrong about it. Lying is still charged and the turn is still paid
+    only above 0.6 m. Its flaw: tumbling over and over off the ground, never standing, earns more than a landed
+    flip, by more than under `no_hang`, and one preference agent learned to (docs/backflip.md, tenth round)."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
     return no_hang(clip) + (TURN_PAY - 1.0) * backward_rotation(qpos, qvel)
