@@ -1,3 +1,5 @@
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -36,6 +38,43 @@ def test_reward_model_learns_a_known_preference(rng):
         stats = trainer.update(data)
     assert stats.val_accuracy >= 0.9, stats
     assert stats.val_accuracy > before + 0.2
+
+
+def test_l2_rises_while_the_model_overfits_and_falls_while_it_underfits(rng):
+    torch.manual_seed(0)
+    cfg = RewardModelConfig(epochs=60)
+    # 60 labels given at random: the members memorise the training pairs, and validation loss runs away from
+    # training loss, so the L2 weight is raised.
+    model = _model(cfg)
+    coin_flips = dataclasses.replace(_synthetic_pairs(model, rng, 60),
+                                     target=torch.tensor(rng.integers(0, 2, 60), dtype=torch.float32))
+    trainer = RewardTrainer(model, cfg, rng)
+    steps = [trainer.update(coin_flips) for _ in range(4)]
+    assert steps[-1].val_loss > 1.5 * steps[-1].train_loss, steps[-1]
+    assert steps[-1].l2 >= 2 * cfg.l2, [s.l2 for s in steps]
+    # A weight so heavy that the members cannot fit 200 consistent labels: the two losses stay level, and it falls.
+    heavy = dataclasses.replace(cfg, l2=1.0)
+    model = _model(heavy)
+    stats = RewardTrainer(model, heavy, rng).update(_synthetic_pairs(model, rng, 200))
+    assert stats.val_loss < 1.1 * stats.train_loss and stats.l2 == 0.5, stats
+
+
+def test_bootstrap_samples_make_the_members_disagree_where_labels_are_few(rng):
+    """With 40 labels, members trained on their own bootstrap samples disagree about new pairs two to four times as
+    much as members trained on all the labels (variance of their preference probabilities over 6 seeds); that
+    disagreement is what `--selection disagreement` asks about."""
+    spread = {}
+    for bootstrap in (True, False):
+        torch.manual_seed(0)
+        cfg = RewardModelConfig(members=5, epochs=200, bootstrap=bootstrap)
+        model = _model(cfg)
+        pairs_rng = np.random.default_rng(0)
+        RewardTrainer(model, cfg, np.random.default_rng(50)).update(_synthetic_pairs(model, pairs_rng, 40))
+        new = _synthetic_pairs(model, pairs_rng, 200)
+        with torch.no_grad():
+            p = torch.sigmoid(model.raw(new.left).sum(-1) - model.raw(new.right).sum(-1))  # (members, pairs)
+        spread[bootstrap] = float(p.var(0).mean())
+    assert spread[True] > 1.5 * spread[False], spread
 
 
 def test_members_evaluated_together_match_one_by_one(rng):
