@@ -8,6 +8,7 @@ import pytest
 from prefrl.benchmark import arm_config, make_jobs, plot_curves, results_from_runs, run_benchmark
 from prefrl.config import TrainConfig
 from prefrl.errors import PrefrlError
+from tests.conftest import make_clip
 
 
 def test_arms_name_teacher_labels_and_selection(tmp_path):
@@ -21,7 +22,7 @@ def test_arms_name_teacher_labels_and_selection(tmp_path):
     assert len(jobs) == 4 and all(j.cfg.eval_every == 1_000 for j in jobs)
 
 
-def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tmp_path, capsys):
+def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tmp_path, capsys, monkeypatch):
     summary = run_benchmark(["prefrl/PointReach-v0"], [0], ["true", "oracle-40"], 4096, 2, tmp_path)
     arms = summary["envs"]["prefrl/PointReach-v0"]
     assert set(arms) == {"true", "oracle-40"} and arms["oracle-40"]["labels"] == 40
@@ -44,3 +45,22 @@ def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tm
     assert sorted(line.split()[0] for line in lines) == ["prefrl_PointReach-v0/oracle-40/seed0",
                                                            "prefrl_PointReach-v0/true/seed0"]
     assert all(line.split()[-1] != "-" for line in lines)  # both finished: a final score each
+
+    # scripts/reward_ranks_agents.py scores both arms' agents under the oracle-40 run's reward model
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))  # it imports backflip_frames
+    ranks = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "reward_ranks_agents.py"))
+    from prefrl.environments import make_env
+    from prefrl.loop import saved_reward_model
+
+    env_id, learned_run = "prefrl/PointReach-v0", tmp_path / "prefrl_PointReach-v0" / "oracle-40" / "seed0"
+    env = make_env(env_id)
+    model = saved_reward_model(learned_run, env.observation_space, env.action_space)
+    own = ranks["score_agent"](model, learned_run, env_id, 2, 0)
+    assert np.isfinite(own.true_return) and own.length > 1 and -1 <= own.correlation <= 1
+    # an episode that ended early is charged the absorbing state's reward for each step it did not play
+    clip = make_clip(np.random.default_rng(0), length=5, obs_dim=env.observation_space.shape[0],
+                     act_dim=env.action_space.shape[0])
+    full = ranks["learned_return"](model, clip, None)
+    assert model.absorbing_reward() != 0
+    assert ranks["learned_return"](model, clip, 12) == pytest.approx(full + 7 * model.absorbing_reward())
+    assert ranks["learned_return"](model, clip, 5) == pytest.approx(full)

@@ -1,0 +1,80 @@
+"""Does a run's learned reward rank agents as the true reward does?
+
+    python scripts/reward_ranks_agents.py RUN AGENT_RUN [AGENT_RUN ...] --episodes 3
+
+RUN holds the reward model (its last save). RUN's own final agent, then each AGENT_RUN's (a run of the same
+env, e.g. the true-reward arm of a benchmark), plays `--episodes` deterministic episodes of RUN's env. For each
+agent the script prints the means of:
+- its true return and episode length;
+- its return under the learned reward, with the absorbing state's reward for every step an early termination
+  cut off: what a preference-trained agent is taught to expect from falling;
+- the per-step correlation of learned and true reward over its episodes.
+
+When the learned reward ranks another agent, better on the true reward, above the run's own agent, the reward
+was not what held the run back: its agent did not find what the reward already pays for. docs/benchmarks.md
+uses it that way.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from backflip_frames import load_agent, run_env
+
+from prefrl.data import Clip
+from prefrl.environments import episode_limit, make_env
+from prefrl.loop import saved_reward_model
+from prefrl.report import episode_clips
+from prefrl.reward_model import RewardEnsemble
+
+
+@dataclass(frozen=True)
+class Scores:
+    true_return: float
+    length: float
+    learned_return: float
+    correlation: float
+
+
+def learned_return(model: RewardEnsemble, clip: Clip, limit: int | None) -> float:
+    """The episode's return under the learned reward; one that ended before `limit` steps also gets the absorbing
+    state's reward for each step it did not play."""
+    lost = limit - clip.length if limit is not None and clip.length < limit else 0
+    return float(model.reward(clip.obs, clip.acts).sum()) + lost * model.absorbing_reward()
+
+
+def score_agent(model: RewardEnsemble, agent_run: Path, env_id: str, episodes: int, seed: int) -> Scores:
+    """`agent_run`'s final agent over `episodes` episodes of `env_id`, scored by both rewards (means)."""
+    agent, outer = load_agent(agent_run, env_id)
+    limit = episode_limit(make_env(env_id))
+    clips = list(episode_clips(agent, outer, env_id, episodes, seed))
+    corr = [np.corrcoef(model.reward(c.obs, c.acts), c.true_rewards)[0, 1] for c in clips if c.length > 1]
+    return Scores(true_return=float(np.mean([c.true_return for c in clips])),
+                  length=float(np.mean([c.length for c in clips])),
+                  learned_return=float(np.mean([learned_return(model, c, limit) for c in clips])),
+                  correlation=float(np.nanmean(corr)) if corr else float("nan"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="run whose reward model scores the agents")
+    parser.add_argument("agents", nargs="*", type=Path, help="other runs of the same env whose agents are scored")
+    parser.add_argument("--episodes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1000)
+    args = parser.parse_args()
+    env_id = run_env(args.run)
+    env = make_env(env_id)
+    model = saved_reward_model(args.run, env.observation_space, env.action_space)
+    print(f"reward model of {args.run} (absorbing state {model.absorbing_reward():+.2f} a step)")
+    print(f"{'agent':<48} {'true return':>11} {'length':>7} {'learned return':>14} {'corr':>5}")
+    for agent_run in [args.run, *args.agents]:
+        s = score_agent(model, agent_run, env_id, args.episodes, args.seed)
+        print(f"{str(agent_run):<48} {s.true_return:>11.0f} {s.length:>7.0f} {s.learned_return:>14.0f} "
+              f"{s.correlation:>5.2f}")
+
+
+if __name__ == "__main__":
+    main()
