@@ -71,7 +71,8 @@ def _run(job: Job) -> dict[str, Any]:
         resume = run.config.exists()
         train(replace(job.cfg, resume=resume, env=None if resume else job.cfg.env))
         summary = run.read_state()["summary"]
-    return {"env": job.env, "seed": job.seed, "arm": job.arm, **summary}
+    return {"env": job.env, "seed": job.seed, "arm": job.arm, **summary,
+            "late_return": late_return(run, summary["env_steps"])}
 
 
 def run_jobs(jobs: list[Job], workers: int, log_path: Path) -> list[dict[str, Any]]:
@@ -103,6 +104,19 @@ def benchmark_runs(root: Path) -> list[BenchmarkRun]:
             for m in sorted(root.glob("*/*/seed*/metrics.csv"))]
 
 
+LATE_EVALS = 3
+"""Evaluations averaged for a run's late return."""
+
+
+def late_return(run: RunDir, upto: int, k: int = LATE_EVALS) -> float:
+    """The mean of the run's last `k` evaluations up to env step `upto`. PPO's return swings between
+    neighbouring evaluations (Walker2d at 1M: 4,570 at 811k, 3,459 at 1M for one agent), so one evaluation
+    is a noisy reading of where a run ended up and the mean of the last few a steadier one."""
+    evals = [r["eval_return"] for r in run.read_metrics()
+             if r["env_steps"] <= upto and not np.isnan(r.get("eval_return", np.nan))]
+    return float(np.mean(evals[-k:])) if evals else float("nan")
+
+
 def results_from_runs(root: Path, at_steps: int) -> list[dict[str, Any]]:
     """Results at `at_steps` env steps from the run directories under `root` (ENV/ARM/seedN), finished or not:
     a run finished at that budget gives its final score, others their first evaluation at or past it.
@@ -113,14 +127,16 @@ def results_from_runs(root: Path, at_steps: int) -> list[dict[str, Any]]:
         summary = run.read_state().get("summary")
         env = json.loads(run.config.read_text())["env"]
         if summary is not None and abs(summary["env_steps"] - at_steps) < at_steps // 20:
-            rows.append({"env": env, "seed": seed, "arm": arm, **summary})
+            rows.append({"env": env, "seed": seed, "arm": arm, **summary,
+                         "late_return": late_return(run, summary["env_steps"])})
             continue
         due = [r for r in run.read_metrics()
                if r["env_steps"] >= at_steps and not np.isnan(r.get("eval_return", np.nan))]
         if due:
             r = due[0]
             rows.append({"env": env, "seed": seed, "arm": arm, "env_steps": int(r["env_steps"]),
-                         "labels": int(r["labels"]), "final_true_return": r["eval_return"], "wall_s": r["wall_s"]})
+                         "labels": int(r["labels"]), "final_true_return": r["eval_return"], "wall_s": r["wall_s"],
+                         "late_return": late_return(run, int(r["env_steps"]))})
     return rows
 
 
@@ -169,16 +185,27 @@ def summarise(results: list[dict[str, Any]], steps: int, wall_s: float) -> dict[
     for env in sorted({r["env"] for r in results}):
         rows = [r for r in results if r["env"] == env]
         true = [r["final_true_return"] for r in rows if r["arm"] == "true"]
+        true_late = late_mean([r for r in rows if r["arm"] == "true"])
         arms = {}
-        for arm in dict.fromkeys(r["arm"] for r in rows):
+        for arm in sorted(dict.fromkeys(r["arm"] for r in rows), key=lambda a: a != "true"):  # true first
             vals = [r["final_true_return"] for r in rows if r["arm"] == arm]
             mean = float(np.mean(vals))
+            late = late_mean([r for r in rows if r["arm"] == arm])
             arms[arm] = {"mean": mean, "iqm": iqm(vals), "returns": vals, "seeds": len(vals),
                          "labels": float(np.mean([r["labels"] for r in rows if r["arm"] == arm])),
                          "wall_s": float(np.mean([r["wall_s"] for r in rows if r["arm"] == arm])),
-                         "ratio_to_true": mean / float(np.mean(true)) if true and np.mean(true) > 0 else None}
+                         "ratio_to_true": mean / float(np.mean(true)) if true and np.mean(true) > 0 else None,
+                         "late_mean": late,
+                         "late_ratio_to_true": late / true_late if late is not None and true_late else None}
         table[env] = arms
     return {"steps": steps, "wall_s": round(wall_s), "machine": machine(), "envs": table}
+
+
+def late_mean(rows: list[dict[str, Any]]) -> float | None:
+    """The mean late return (see `late_return`) over runs, or None where a run has none (results logged
+    before it was kept)."""
+    late = [r.get("late_return", np.nan) for r in rows]
+    return float(np.mean(late)) if late and not np.isnan(late).any() else None
 
 
 def machine() -> str:
@@ -193,13 +220,20 @@ def machine() -> str:
 def markdown(summary: dict[str, Any], command: str) -> str:
     lines = [f"Budget: {summary['steps']:,} env steps per run; machine: {summary['machine']}; "
              f"total wall time {summary['wall_s'] / 60:.0f} min.", "", f"Command: `{command}`", "",
-             "| env | arm | seeds | labels | mean return | IQM return | RLHF / true reward | wall s / run |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| env | arm | seeds | labels | mean return | IQM return | RLHF / true reward | "
+             f"mean of last {LATE_EVALS} evaluations | RLHF / true, last {LATE_EVALS} | wall s / run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def number(v: float | None, fmt: str) -> str:
+        return "–" if v is None else format(v, fmt)
+
     for env, arms in summary["envs"].items():
         for arm, a in arms.items():
-            ratio = "–" if arm == "true" or a["ratio_to_true"] is None else f"{a['ratio_to_true']:.2f}"
+            vs_true = arm != "true"
+            ratio = number(a["ratio_to_true"] if vs_true else None, ".2f")
+            late_ratio = number(a.get("late_ratio_to_true") if vs_true else None, ".2f")
             lines.append(f"| {env} | {arm} | {a['seeds']} | {a['labels']:.0f} | {a['mean']:.0f} | {a['iqm']:.0f} | "
-                         f"{ratio} | {a['wall_s']:.0f} |")
+                         f"{ratio} | {number(a.get('late_mean'), '.0f')} | {late_ratio} | {a['wall_s']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
