@@ -29,7 +29,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy prefrl envs ui
+	$(BIN)/mypy prefrl envs ui scripts
 
 test: lint
 	$(BIN)/python -m pytest -q

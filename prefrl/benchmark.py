@@ -97,11 +97,12 @@ class BenchmarkRun:
     seed: int
 
 
-def benchmark_runs(root: Path) -> list[BenchmarkRun]:
-    """The run directories under `root` that have logged metrics, in a stable order."""
+def benchmark_runs(root: Path, arms: list[str] | None = None) -> list[BenchmarkRun]:
+    """The run directories under `root` that have logged metrics, in a stable order; only those of `arms`
+    when given."""
     return [BenchmarkRun(RunDir(m.parent), m.parent.parent.parent.name, m.parent.parent.name,
                          int(m.parent.name.removeprefix("seed")))
-            for m in sorted(root.glob("*/*/seed*/metrics.csv"))]
+            for m in sorted(root.glob("*/*/seed*/metrics.csv")) if not arms or m.parent.parent.name in arms]
 
 
 LATE_EVALS = 3
@@ -117,12 +118,12 @@ def late_return(run: RunDir, upto: int, k: int = LATE_EVALS) -> float:
     return float(np.mean(evals[-k:])) if evals else float("nan")
 
 
-def results_from_runs(root: Path, at_steps: int) -> list[dict[str, Any]]:
+def results_from_runs(root: Path, at_steps: int, arms: list[str] | None = None) -> list[dict[str, Any]]:
     """Results at `at_steps` env steps from the run directories under `root` (ENV/ARM/seedN), finished or not:
     a run finished at that budget gives its final score, others their first evaluation at or past it.
-    Runs that have not reached it are left out."""
+    Runs that have not reached it, or not of `arms` when given, are left out."""
     rows = []
-    for b in benchmark_runs(root):
+    for b in benchmark_runs(root, arms):
         run, arm, seed = b.run, b.arm, b.seed
         summary = run.read_state().get("summary")
         env = json.loads(run.config.read_text())["env"]
@@ -140,21 +141,22 @@ def results_from_runs(root: Path, at_steps: int) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_curves(root: Path, path: Path) -> None:
-    """Evaluation return over env steps, one panel per env, one line per arm (mean over seeds, range shaded)."""
+def plot_curves(root: Path, path: Path, arms: list[str] | None = None) -> None:
+    """Evaluation return over env steps, one panel per env, one line per arm (mean over seeds, range shaded);
+    only `arms` when given."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     curves: dict[str, dict[str, list[list[tuple[float, float]]]]] = {}
-    for b in benchmark_runs(root):
+    for b in benchmark_runs(root, arms):
         rows = [r for r in b.run.read_metrics() if not np.isnan(r.get("eval_return", np.nan))]
         curve = [(r["env_steps"], r["eval_return"]) for r in rows]
         curves.setdefault(b.env_dir, {}).setdefault(b.arm, []).append(curve)
     fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(5 * max(1, len(curves)), 3.6), squeeze=False)
-    for ax, (env, arms) in zip(axes[0], curves.items()):
-        for arm, runs in arms.items():
+    for ax, (env, by_arm) in zip(axes[0], curves.items()):
+        for arm, runs in by_arm.items():
             n = min(len(r) for r in runs)
             if n == 0:
                 continue
@@ -169,6 +171,7 @@ def plot_curves(root: Path, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -220,9 +223,9 @@ def machine() -> str:
 def markdown(summary: dict[str, Any], command: str) -> str:
     lines = [f"Budget: {summary['steps']:,} env steps per run; machine: {summary['machine']}; "
              f"total wall time {summary['wall_s'] / 60:.0f} min.", "", f"Command: `{command}`", "",
-             "| env | arm | seeds | labels | mean return | IQM return | RLHF / true reward | "
+             "| env | arm | seeds | labels | mean return | per seed | IQM return | RLHF / true reward | "
              f"mean of last {LATE_EVALS} evaluations | RLHF / true, last {LATE_EVALS} | wall s / run |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def number(v: float | None, fmt: str) -> str:
         return "–" if v is None else format(v, fmt)
@@ -232,7 +235,9 @@ def markdown(summary: dict[str, Any], command: str) -> str:
             vs_true = arm != "true"
             ratio = number(a["ratio_to_true"] if vs_true else None, ".2f")
             late_ratio = number(a.get("late_ratio_to_true") if vs_true else None, ".2f")
-            lines.append(f"| {env} | {arm} | {a['seeds']} | {a['labels']:.0f} | {a['mean']:.0f} | {a['iqm']:.0f} | "
+            per_seed = ", ".join(f"{v:.0f}" for v in a["returns"])
+            lines.append(f"| {env} | {arm} | {a['seeds']} | {a['labels']:.0f} | {a['mean']:.0f} | {per_seed} | "
+                         f"{a['iqm']:.0f} | "
                          f"{ratio} | {number(a.get('late_mean'), '.0f')} | {late_ratio} | {a['wall_s']:.0f} |")
     return "\n".join(lines) + "\n"
 

@@ -106,10 +106,11 @@ def main() -> None:
         for name, (model, env) in models.items():
             learned = model.reward(observe(env, clip.obs), clip.acts)
             stand, lie = anchors[name]
-            row[name] = {"corr": round(float(np.corrcoef(window_sums(score), window_sums(learned))[0, 1]), 2),
-                         "vs_standing": round((float(learned.sum()) - steps * stand) / (steps * (stand - lie)), 2)}
+            check = {"corr": round(float(np.corrcoef(window_sums(score), window_sums(learned))[0, 1]), 2),
+                     "vs_standing": round((float(learned.sum()) - steps * stand) / (steps * (stand - lie)), 2)}
             if weights is not None:
-                row[name]["disc_vs_standing"] = round(float((learned - stand) @ weights) / (stand - lie), 1)
+                check["disc_vs_standing"] = round(float((learned - stand) @ weights) / (stand - lie), 1)
+            row[name] = check
         print(json.dumps(row))
 
 

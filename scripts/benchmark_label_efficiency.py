@@ -42,6 +42,8 @@ class Args:
     """Only write the report, from the run directories under this root (finished or not) at --at-steps."""
     at_steps: int = 0
     """With --from-runs: the budget to report (each run's evaluation at or just past it)."""
+    only_arms: list[str] = field(default_factory=list)
+    """With --from-runs or --curves: report only these arms (default: every arm found)."""
     curves: Path | None = None
     """Also plot evaluation return over steps per env and arm from the run directories (--out or --from-runs)."""
 
@@ -50,7 +52,7 @@ def main() -> None:
     args = tyro.cli(Args)
     if args.from_runs is not None:
         at = args.at_steps or args.steps
-        rows = results_from_runs(args.from_runs, at)
+        rows = results_from_runs(args.from_runs, at, args.only_arms)
         summary = summarise(rows, at, wall_s=max((r["wall_s"] for r in rows), default=0))
     elif args.results:
         rows = [json.loads(line) for f in args.results for line in f.read_text().splitlines() if line.strip()]
@@ -59,9 +61,9 @@ def main() -> None:
         summary = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon,
                                 args.evaluations)
     if args.curves is not None:
-        plot_curves(args.from_runs or args.out, args.curves)
+        plot_curves(args.from_runs or args.out, args.curves, args.only_arms)
     command = "python scripts/benchmark_label_efficiency.py " + " ".join(sys.argv[1:])
-    args.docs.mkdir(exist_ok=True)
+    args.docs.mkdir(parents=True, exist_ok=True)
     (args.docs / "benchmarks.json").write_text(json.dumps(summary, indent=2))
     text = f"## {args.title}\n\n" + markdown(summary, command)
     with (args.docs / "benchmarks.md").open("a") as f:
