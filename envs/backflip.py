@@ -14,7 +14,7 @@ import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 
-from prefrl.data import Clip
+from prefrl.core.data import Clip
 
 HOPPER_NQ, CHEETAH_NQ = 6, 9
 HOPPER_DT = 0.008  # frame_skip 4 x timestep 0.002
@@ -53,7 +53,8 @@ def clip_states(clip: Clip, nq: int) -> tuple[np.ndarray, np.ndarray]:
     return clip.states[:, :nq], clip.states[:, nq:]
 
 
-# The hopper score's parts, per step of qpos (T, 6) | qvel (T, 6); scripts/backflip_variants.py recombines them.
+# The hopper score's parts, per step of qpos (T, 6) | qvel (T, 6); research/backflip/backflip_variants.py recombines
+# them.
 
 def tilt(angle: np.ndarray) -> np.ndarray:
     """How far the torso leans from upright (radians, 0 to pi), whatever number of turns it has made."""
@@ -92,7 +93,7 @@ def backflip_score(clip: Clip) -> np.ndarray:
     Standing pays nothing before the first flip, so standing still is never worth more than flipping, and
     each landed flip raises what standing pays. The torso's hinge angle is unwrapped and in the observation,
     so the score stays a function of the step's state. A full turn in the air (2*pi) is worth 300 steps of
-    standing after one flip. PPO on this score alone lands backflips (docs/backflip.md)."""
+    standing after one flip. PPO on this score alone lands backflips (research/backflip/README.md)."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
     return backward_rotation(qpos, qvel) + 0.02 * whole_turns(qpos[:, 2]) * standing(qpos) - 0.05 * lying(qpos)
 

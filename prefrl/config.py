@@ -6,17 +6,69 @@ The CLI is generated from these classes (tyro), so each field's docstring is its
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from prefrl.errors import PrefrlError
 
 TeacherKind = Literal["oracle", "stochastic", "mistake", "skip", "equal", "myopic", "human"]
 SelectionKind = Literal["random", "disagreement", "entropy"]
 Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class _Range:
+    """The values a numeric option accepts: low..high, each end open or closed."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, x: float) -> bool:  # NaN holds nowhere
+        above = self.low < x if self.low_open else self.low <= x
+        return above and (x < self.high if self.high_open else x <= self.high)
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return "positive" if (self.low, self.low_open) == (0, True) else f"{self.low:g} or more"
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE = _Range(0, low_open=True)
+NON_NEGATIVE = _Range(0)
+UNIT = _Range(0, 1)
+UNIT_BELOW_ONE = _Range(0, 1, high_open=True)
+UNIT_ABOVE_ZERO = _Range(0, 1, low_open=True)
+
+
+def _check_ranges(cfg: Any, prefix: str, ranges: dict[str, _Range]) -> None:
+    """Refuse a numeric field of `cfg` outside its range, naming it as the CLI spells it (`prefix` + field name:
+    a nested config's prefix is its field name in TrainConfig, e.g. `--reward-model.`). None (a preset) passes;
+    a tuple (net_arch) is checked element by element."""
+    for f in dataclasses.fields(cfg):
+        value, allowed = getattr(cfg, f.name), ranges.get(f.name)
+        if allowed is None or value is None:
+            continue
+        if not all(allowed.holds(v) for v in (value if isinstance(value, tuple) else (value,))):
+            flag = f"{prefix}{f.name.replace('_', '-')}"
+            rule = f"lie in {allowed}" if allowed.high < math.inf else f"be {allowed}"
+            default = f.default if f.default is not dataclasses.MISSING else None
+            fix = ("leave it out for the env's preset" if default is None
+                   else f"leave it out for the default ({_show_number(default)})")
+            each = " (each value)" if isinstance(value, tuple) else ""
+            raise PrefrlError(f"{flag} must {rule}{each} (got {_show_number(value)}): {fix}")
+
+
+def _show_number(x: Any) -> str:
+    if isinstance(x, tuple):
+        return " ".join(_show_number(v) for v in x)
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
 @dataclass(frozen=True)
@@ -33,6 +85,10 @@ class TeacherConfig:
     """skip: no answer when both clips' returns are below this."""
     equal_threshold: float = 0.0
     """equal: answer 'equal' when the returns differ by at most this."""
+
+    def __post_init__(self) -> None:
+        _check_ranges(self, "--teacher-params.", {"epsilon": UNIT, "gamma": UNIT_ABOVE_ZERO,
+                                                  "equal_threshold": NON_NEGATIVE})
 
 
 @dataclass(frozen=True)
@@ -57,9 +113,14 @@ class QueryConfig:
     """Share of the queries that pair a new clip with a clip asked about before (imported ones included), chosen
     as `selection` says: at random, or the candidates the ensemble is least sure of. New behaviour is then judged
     against old, not only against itself, so a model error the agent exploits gets answered against what the
-    store already holds (docs/backflip.md, eighth round)."""
+    store already holds (research/backflip/README.md, eighth round)."""
     max_open: int = 12
     """With a human teacher: at most this many unanswered queries wait, so the ones shown stay recent."""
+
+    def __post_init__(self) -> None:
+        _check_ranges(self, "--queries.", {
+            "clip_length": POSITIVE, "oversample": POSITIVE, "initial_fraction": UNIT, "initial_steps": NON_NEGATIVE,
+            "decay": POSITIVE, "buffer_clips": POSITIVE, "reference_fraction": UNIT, "max_open": POSITIVE})
 
 
 @dataclass(frozen=True)
@@ -89,10 +150,16 @@ class RewardModelConfig:
     bootstrap: bool = True
     """Train each member on its own bootstrap sample of the labels."""
 
+    def __post_init__(self) -> None:
+        _check_ranges(self, "--reward-model.", {
+            "members": POSITIVE, "hidden": POSITIVE, "layers": NON_NEGATIVE, "lr": POSITIVE, "batch_size": POSITIVE,
+            "epochs": POSITIVE, "max_updates": POSITIVE, "l2": NON_NEGATIVE, "val_fraction": UNIT_BELOW_ONE,
+            "random_answer": UNIT_BELOW_ONE})
+
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """PPO hyperparameters. None means: the preset for this env (prefrl.agent.PRESETS), else SB3's default."""
+    """PPO hyperparameters. None means: the preset for this env (prefrl.gym.agent.PRESETS), else SB3's default."""
 
     n_envs: int | None = None
     """Parallel copies of the env."""
@@ -115,6 +182,12 @@ class AgentConfig:
     """VecNormalize observations and rewards."""
     policy: Literal["mlp", "cnn"] | None = None
     """SB3 policy: MlpPolicy, or CnnPolicy (NatureCNN) for image observations such as Atari frames."""
+
+    def __post_init__(self) -> None:
+        _check_ranges(self, "--agent.", {
+            "n_envs": POSITIVE, "n_steps": POSITIVE, "batch_size": POSITIVE, "n_epochs": POSITIVE,
+            "learning_rate": POSITIVE, "gamma": UNIT_ABOVE_ZERO, "gae_lambda": UNIT, "clip_range": POSITIVE,
+            "ent_coef": NON_NEGATIVE, "vf_coef": NON_NEGATIVE, "max_grad_norm": POSITIVE, "net_arch": POSITIVE})
 
 
 @dataclass(frozen=True)
@@ -188,12 +261,16 @@ class TrainConfig:
         if self.reward == "learned" and self.reward_from is None and self.labels <= 0:
             raise PrefrlError(f"--labels must be positive (got {self.labels}): give a label budget, "
                               "or --reward true to train on the env's own reward")
-        if self.queries.clip_length <= 0:
-            raise PrefrlError("--queries.clip-length must be positive")
-        if not 0 <= self.queries.initial_fraction <= 1:
-            raise PrefrlError("--queries.initial-fraction must lie in [0, 1]")
-        if not 0 <= self.queries.reference_fraction <= 1:
-            raise PrefrlError("--queries.reference-fraction must lie in [0, 1]")
+        _check_ranges(self, "--", {"seed": NON_NEGATIVE, "update_every": NON_NEGATIVE, "threads": POSITIVE,
+                                   "eval_episodes": NON_NEGATIVE, "eval_every": NON_NEGATIVE,
+                                   "video_steps": NON_NEGATIVE})
+
+    @property
+    def env_id(self) -> str:
+        """The run's env (`RunDir.prepare` fills in the default, or the resumed run's own)."""
+        if self.env is None:
+            raise PrefrlError("no env for this run: pass --env ID (or --resume with a run directory)")
+        return self.env
 
     @property
     def initial_labels(self) -> int:
@@ -215,18 +292,119 @@ class TrainConfig:
         return json.dumps(_jsonable(dataclasses.asdict(self)), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        raw = json.loads(text)
-        nested = {"teacher_params": TeacherConfig, "queries": QueryConfig,
-                  "reward_model": RewardModelConfig, "agent": AgentConfig}
-        kwargs: dict[str, Any] = {}
-        for k, v in raw.items():
-            if k in nested:
-                v = nested[k](**{kk: tuple(vv) if isinstance(vv, list) else vv for kk, vv in v.items()})
-            elif k in ("out", "reward_from") and v is not None:
-                v = Path(v)
-            kwargs[k] = v
-        return cls(**kwargs)
+    def from_json(cls, text: str, source: str | Path = "config.json") -> TrainConfig:
+        """The config `to_json` wrote. Anything else (invalid JSON, an unknown key, a value of the wrong type or
+        out of range) is refused with one PrefrlError naming `source`, the key and the fix."""
+        fix = f"edit or delete {source}"
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            where = f"line {e.lineno} column {e.colno}"
+            raise PrefrlError(f"{source} is not valid JSON ({e.msg}: {where}): {fix}") from None
+        try:
+            return _from_dict(cls, raw, "")
+        except (_ConfigError, PrefrlError) as e:
+            raise PrefrlError(f"{source}: {e}: {fix}") from None
+
+
+class _ConfigError(Exception):
+    """A config file's value that does not fit its field (the message names the key path)."""
+
+
+class _Mismatch(Exception):
+    """A value not of the type asked for; the caller says which key and type."""
+
+
+_C = TypeVar("_C")
+
+
+def _from_dict(cls: type[_C], raw: Any, path: str) -> _C:
+    """Build config dataclass `cls` from parsed JSON, checking each key and value against the field types
+    (`path`: the key path so far, e.g. "queries.", for messages). Missing keys take their defaults."""
+    if not isinstance(raw, dict):
+        where = f"'{path.rstrip('.')}'" if path else "the top level"
+        raise _ConfigError(f"{where} must be a JSON object, got {_show(raw)}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in names:
+            near = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean '{path}{near[0]}'?" if near else "valid keys: " + ", ".join(names)
+            raise _ConfigError(f"unknown key '{path}{key}' ({hint})")
+        try:
+            kwargs[key] = _convert(hints[key], value, f"{path}{key}")
+        except _Mismatch:
+            raise _ConfigError(f"'{path}{key}' must be {_describe(hints[key])}, got {_show(value)}") from None
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    """`value` (parsed JSON) as type `tp`, or _Mismatch. Handles the types config fields use: bool, int, float
+    (an int is accepted), str, Path, Literal, X | None, tuple[X, ...] (a JSON list), nested config dataclasses."""
+    origin, args = get_origin(tp), get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, path + ".")  # type: ignore[arg-type]
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in args:
+            if option is not type(None):
+                try:
+                    return _convert(option, value, path)
+                except _Mismatch:
+                    pass
+        raise _Mismatch
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise _Mismatch
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise _Mismatch
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, path) for v in value)
+        if len(args) != len(value):
+            raise _Mismatch
+        return tuple(_convert(a, v, path) for a, v in zip(args, value))
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        ok = isinstance(value, float)
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif tp is Path:
+        if isinstance(value, str):
+            return Path(value)
+        ok = False
+    else:
+        ok = not isinstance(tp, type) or isinstance(value, tp)
+    if not ok:
+        raise _Mismatch
+    return value
+
+
+def _describe(tp: Any) -> str:
+    """How a config.json value of type `tp` is written, for messages."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None)) + (
+            " or null" if type(None) in args else "")
+    if origin is Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in args)
+    if origin is tuple:
+        return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path (a string)"}
+    return names.get(tp, "an object" if dataclasses.is_dataclass(tp) else getattr(tp, "__name__", str(tp)))
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _jsonable(x: Any) -> Any:

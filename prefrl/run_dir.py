@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from prefrl.config import TrainConfig
-from prefrl.environments import make_env
+from prefrl.core.store import PreferenceStore
 from prefrl.errors import PrefrlError
-from prefrl.store import PreferenceStore
+from prefrl.gym.environments import make_env
 
 DEFAULT_ENV = "HalfCheetah-v5"
 
@@ -50,7 +50,14 @@ class RunDir:
         return self.path / "tb"
 
     def stored_config(self) -> TrainConfig | None:
-        return TrainConfig.from_json(self.config.read_text()) if self.config.exists() else None
+        """The run's config.json (None where there is none); a file that is not one refuses with the fix."""
+        if not self.config.exists():
+            return None
+        try:
+            text = self.config.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise PrefrlError(f"cannot read {self.config} ({e}): edit or delete {self.config}") from None
+        return TrainConfig.from_json(text, source=self.config)
 
     @classmethod
     def check(cls, cfg: TrainConfig) -> tuple[RunDir, TrainConfig]:
@@ -73,8 +80,7 @@ class RunDir:
         # config.json is written (a refusal after it would leave the directory claimed by the wrong env).
         imported = PreferenceStore(run.store, env_id=cfg.env).env_id if run.store.exists() else None
         cfg = dataclasses.replace(cfg, env=cfg.env or imported or DEFAULT_ENV, out=run.path)
-        assert cfg.env is not None
-        make_env(cfg.env).close()  # an unknown env id fails here, before anything is written
+        make_env(cfg.env_id).close()  # an unknown env id fails here, before anything is written
         return run, cfg
 
     @classmethod
@@ -104,9 +110,9 @@ class RunDir:
     def read_metrics(self) -> list[dict[str, float]]:
         if not self.metrics.exists():
             return []
-        with self.metrics.open() as f:
+        with self.metrics.open() as f:  # a row cut short by a killed run is skipped
             return [{k: float(v) if v not in ("", "nan") else float("nan") for k, v in r.items()}
-                    for r in csv.DictReader(f)]
+                    for r in csv.DictReader(f) if None not in r.values() and None not in r]
 
 
 def write_atomic(path: Path, text: str) -> None:

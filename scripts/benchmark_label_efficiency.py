@@ -1,28 +1,44 @@
 """Label-efficiency benchmark: true-reward PPO vs preference-trained PPO, same settings, side by side.
 
-    python scripts/benchmark_label_efficiency.py --envs Hopper-v5 HalfCheetah-v5 Walker2d-v5 \
-        --seeds 0 1 2 --steps 1000000 --arms true oracle-700 oracle-350 mistake-700
+    python scripts/benchmark_label_efficiency.py --envs HalfCheetah-v5 Hopper-v5 Walker2d-v5 \
+        --seeds 0 1 2 --steps 1000000 --arms true oracle-700 oracle-350 mistake-700 \
+        --rows docs/benchmark-results-1m.jsonl
 
-writes docs/benchmarks.md (a table per run appended under its own heading) and docs/benchmarks.json.
+Trains every (env, seed, arm) under --out (a rerun skips finished runs and resumes cut-off ones), or, with
+--from-runs, reads the runs already there at --at-steps. Prints a table of the results. With --rows it appends
+one result row a run to that JSONL file and regenerates the tables of docs/benchmarks.md
+(scripts/benchmark_tables.py); a new rows file gets a table once DOC_TABLES in prefrl/interfaces/benchmark.py and
+a marker in docs/benchmarks.md name it.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tyro
 
-from prefrl.benchmark import markdown, plot_curves, results_from_runs, run_benchmark, summarise
+from prefrl.interfaces.benchmark import (
+    DOC_TABLES,
+    append_rows,
+    plot_curves,
+    results_from_runs,
+    run_benchmark,
+    runs_table,
+    update_doc_tables,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
 
 
 @dataclass(frozen=True)
 class Args:
     envs: list[str] = field(default_factory=lambda: ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
+    """Env ids to train on."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Seeds; every arm runs with each."""
     steps: int = 1_000_000
     """Env steps per run (both arms)."""
     arms: list[str] = field(default_factory=lambda: ["true", "oracle-700", "oracle-350", "mistake-700"])
@@ -34,42 +50,38 @@ class Args:
     workers: int = os.cpu_count() or 1
     """Parallel runs (one core each)."""
     out: Path = Path("runs/benchmark")
-    docs: Path = Path("docs")
-    title: str = "Label efficiency"
-    results: list[Path] = field(default_factory=list)
-    """Only write the report, from these results.jsonl files of earlier runs (nothing is trained)."""
+    """Root of the run directories (ENV/ARM/seedN)."""
+    rows: Path | None = None
+    """Append one result row a run to this JSONL file (e.g. docs/benchmark-results-NAME.jsonl), then regenerate
+    the tables of docs/benchmarks.md."""
     from_runs: Path | None = None
-    """Only write the report, from the run directories under this root (finished or not) at --at-steps."""
+    """Train nothing: read the run directories under this root (finished or not) at --at-steps."""
     at_steps: int = 0
-    """With --from-runs: the budget to report (each run's evaluation at or just past it)."""
+    """With --from-runs: the budget to report (each run's evaluation at or just past it; default --steps)."""
     only_arms: list[str] = field(default_factory=list)
-    """With --from-runs or --curves: report only these arms (default: every arm found)."""
+    """With --from-runs or --curves: only these arms (default: every arm found)."""
     curves: Path | None = None
     """Also plot evaluation return over steps per env and arm from the run directories (--out or --from-runs)."""
 
 
-def main() -> None:
-    args = tyro.cli(Args)
+def main(args: Args) -> None:
     if args.from_runs is not None:
-        at = args.at_steps or args.steps
-        rows = results_from_runs(args.from_runs, at, args.only_arms)
-        summary = summarise(rows, at, wall_s=max((r["wall_s"] for r in rows), default=0))
-    elif args.results:
-        rows = [json.loads(line) for f in args.results for line in f.read_text().splitlines() if line.strip()]
-        summary = summarise(rows, args.steps, wall_s=sum(r["wall_s"] for r in rows) / max(1, args.workers))
+        rows = results_from_runs(args.from_runs, args.at_steps or args.steps, args.only_arms)
     else:
-        summary = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon,
-                                args.evaluations)
+        rows = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon,
+                             args.evaluations)
+    print(runs_table(rows), end="")
     if args.curves is not None:
         plot_curves(args.from_runs or args.out, args.curves, args.only_arms)
-    command = "python scripts/benchmark_label_efficiency.py " + " ".join(sys.argv[1:])
-    args.docs.mkdir(parents=True, exist_ok=True)
-    (args.docs / "benchmarks.json").write_text(json.dumps(summary, indent=2))
-    text = f"## {args.title}\n\n" + markdown(summary, command)
-    with (args.docs / "benchmarks.md").open("a") as f:
-        f.write(text + "\n")
-    print(text)
+    if args.rows is not None:
+        added = append_rows(args.rows, rows)
+        print(f"{added} new rows in {args.rows} ({len(rows) - added} already there)")
+        stale = update_doc_tables(DOC, ROOT)
+        print(f"{DOC}: regenerated {', '.join(stale) or 'nothing'}")
+        if not any(args.rows.resolve() == (ROOT / f).resolve() for t in DOC_TABLES.values() for f in t.rows):
+            print(f"no table of {DOC} reads {args.rows} yet: add it to DOC_TABLES (prefrl/interfaces/benchmark.py) "
+                  "and a marker to the document, then run scripts/benchmark_tables.py")
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args, description=__doc__))

@@ -6,22 +6,30 @@
 from __future__ import annotations
 
 import math
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from prefrl.benchmark import benchmark_runs
+import tyro
+
+from prefrl.interfaces.benchmark import benchmark_runs
 
 
-def main(root: Path) -> None:
+@dataclass(frozen=True)
+class Args:
+    root: tyro.conf.Positional[Path] = Path("runs/benchmark")
+    """The benchmark's run directories (its --out), laid out as ENV/ARM/seedN."""
+
+
+def main(args: Args) -> None:
     print(f"{'run':<40} {'steps':>9} {'labels':>6} {'wall s':>7} {'last eval':>10} {'final':>8}")
-    for b in benchmark_runs(root):
+    for b in benchmark_runs(args.root):
         run = b.run
         rows = run.read_metrics()
         if not rows:
             continue
         evals = [r for r in rows if not math.isnan(r.get("eval_return", math.nan))]
         summary = run.read_state().get("summary") or {}
-        name = str(run.path.relative_to(root))
+        name = str(run.path.relative_to(args.root))
         last = f"{evals[-1]['eval_return']:.0f}@{evals[-1]['env_steps'] / 1000:.0f}k" if evals else "-"
         final = f"{summary['final_true_return']:.0f}" if summary else "-"
         r = rows[-1]
@@ -29,4 +37,4 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/benchmark"))
+    main(tyro.cli(Args, description=__doc__))

@@ -9,34 +9,42 @@ reports the latency from each committed answer to the next pair drawn. Writes do
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tyro
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import pygame  # noqa: E402
 
-from prefrl.benchmark import machine  # noqa: E402
-from prefrl.render import ClipRenderer, save_clip  # noqa: E402
-from prefrl.store import PreferenceStore  # noqa: E402
+from prefrl.core.store import PreferenceStore  # noqa: E402
+from prefrl.gym.render import ClipRenderer, save_clip  # noqa: E402
+from prefrl.gym.vec import make_vec_env  # noqa: E402
+from prefrl.gym.wrapper import ClipRecorder, RewardVecEnvWrapper  # noqa: E402
+from prefrl.interfaces.benchmark import machine  # noqa: E402
 from prefrl.ui.app import LabelApp  # noqa: E402
-from prefrl.vec import make_vec_env  # noqa: E402
-from prefrl.wrapper import ClipRecorder, RewardVecEnvWrapper  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--env", default="HalfCheetah-v5")
-    parser.add_argument("--pairs", type=int, default=30)
-    parser.add_argument("--clip-length", type=int, default=25)
-    parser.add_argument("--watch", type=float, default=0.5, help="seconds the 'person' watches each pair")
-    parser.add_argument("--docs", type=Path, default=Path("docs"))
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class Args:
+    env: str = "HalfCheetah-v5"
+    """Env whose clips are recorded and rendered."""
+    pairs: int = 30
+    """Queries answered in the window."""
+    clip_length: int = 25
+    """Steps per clip."""
+    watch: float = 0.5
+    """Seconds the 'person' watches each pair before answering."""
+    docs: Path = Path("docs")
+    """Folder that receives ui.md."""
+
+
+def main(args: Args) -> None:
     run = Path(tempfile.mkdtemp())
     venv = make_vec_env(args.env, 2, seed=0)
     rec = ClipRecorder(2, args.clip_length)
@@ -95,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args, description=__doc__))

@@ -1,6 +1,6 @@
 """Does a run's learned reward rank agents as the true reward does?
 
-    python scripts/reward_ranks_agents.py RUN AGENT_RUN [AGENT_RUN ...] --episodes 3
+    python scripts/reward_ranks_agents.py RUN --agents AGENT_RUN [AGENT_RUN ...] --episodes 3
 
 RUN holds the reward model (its last save). RUN's own final agent, then each AGENT_RUN's (a run of the same
 env, e.g. the true-reward arm of a benchmark), plays `--episodes` deterministic episodes of RUN's env. For each
@@ -17,18 +17,32 @@ uses it that way.
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from backflip_frames import load_agent, run_env
+import tyro
+from stable_baselines3.common.vec_env import DummyVecEnv
 
-from prefrl.data import Clip
-from prefrl.environments import episode_limit, make_env
-from prefrl.loop import saved_reward_model
-from prefrl.report import episode_clips
-from prefrl.reward_model import RewardEnsemble
+from prefrl.checkpoint import load_agent, load_reward_model
+from prefrl.core.data import Clip
+from prefrl.core.reward.model import RewardEnsemble
+from prefrl.errors import PrefrlError
+from prefrl.gym.environments import episode_limit, make_env
+from prefrl.gym.evaluation import episode_clips
+from prefrl.run_dir import RunDir
+
+
+@dataclass(frozen=True)
+class Args:
+    run: tyro.conf.Positional[Path]
+    """Run whose reward model (its last save) scores the agents."""
+    agents: list[Path] = field(default_factory=list)
+    """Other runs of the same env whose final agents are scored too."""
+    episodes: int = 3
+    """Deterministic episodes per agent."""
+    seed: int = 1000
+    """Seed of the first episode."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +60,17 @@ def learned_return(model: RewardEnsemble, clip: Clip, limit: int | None) -> floa
     return float(model.reward(clip.obs, clip.acts).sum()) + lost * model.absorbing_reward()
 
 
+def run_env(run: Path) -> str:
+    """The env id the run trained on (its config.json)."""
+    stored = RunDir(run).stored_config()
+    if stored is None or stored.env is None:
+        raise PrefrlError(f"{run} has no config.json: give a run directory made by `prefrl train`")
+    return stored.env
+
+
 def score_agent(model: RewardEnsemble, agent_run: Path, env_id: str, episodes: int, seed: int) -> Scores:
     """`agent_run`'s final agent over `episodes` episodes of `env_id`, scored by both rewards (means)."""
-    agent, outer = load_agent(agent_run, env_id)
+    agent, outer = load_agent(RunDir(agent_run), DummyVecEnv([lambda: make_env(env_id)]))
     limit = episode_limit(make_env(env_id))
     clips = list(episode_clips(agent, outer, env_id, episodes, seed))
     corr = [np.corrcoef(model.reward(c.obs, c.acts), c.true_rewards)[0, 1] for c in clips if c.length > 1]
@@ -58,16 +80,10 @@ def score_agent(model: RewardEnsemble, agent_run: Path, env_id: str, episodes: i
                   correlation=float(np.nanmean(corr)) if corr else float("nan"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="run whose reward model scores the agents")
-    parser.add_argument("agents", nargs="*", type=Path, help="other runs of the same env whose agents are scored")
-    parser.add_argument("--episodes", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=1000)
-    args = parser.parse_args()
+def main(args: Args) -> None:
     env_id = run_env(args.run)
     env = make_env(env_id)
-    model = saved_reward_model(args.run, env.observation_space, env.action_space)
+    model = load_reward_model(args.run, env.observation_space, env.action_space)
     print(f"reward model of {args.run} (absorbing state {model.absorbing_reward():+.2f} a step)")
     print(f"{'agent':<48} {'true return':>11} {'length':>7} {'learned return':>14} {'corr':>5}")
     for agent_run in [args.run, *args.agents]:
@@ -77,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args, description=__doc__))

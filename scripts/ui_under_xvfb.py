@@ -10,17 +10,19 @@ every answer reached the store, and saves docs/ui-compare.png, docs/ui-rate.png 
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from prefrl.data import Answer
-from prefrl.store import PreferenceStore
+import tyro
+
+from prefrl.core.data import Answer
+from prefrl.core.store import PreferenceStore
 
 
 def sh(*cmd: str) -> str:
@@ -51,7 +53,7 @@ def wait_rendered(run: Path, n_queries: int, timeout: float = 300) -> None:
 
 
 def open_window(run: Path, *extra: str, rendered: int = 0) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "prefrl.cli", "label", str(run), *extra])
+    proc = subprocess.Popen([sys.executable, "-m", "prefrl.interfaces.cli", "label", str(run), *extra])
     try:
         sh("xdotool", "windowfocus", "--sync", window_id())
         wait_rendered(run, rendered)
@@ -67,18 +69,23 @@ def press(*keys: str, pause: float = 0.8) -> None:
         time.sleep(pause)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", type=Path, default=Path("docs"))
-    parser.add_argument("--env", default="HalfCheetah-v5", help="another env: only the comparison screenshot")
-    parser.add_argument("--steps", type=int, default=6000)
-    args = parser.parse_args()
+@dataclass(frozen=True)
+class Args:
+    docs: Path = Path("docs")
+    """Folder that receives the screenshots."""
+    env: str = "HalfCheetah-v5"
+    """Env of the run labelled; another than HalfCheetah-v5 takes only the comparison screenshot."""
+    steps: int = 6000
+    """Env steps of the short run whose clips are labelled."""
+
+
+def main(args: Args) -> None:
     if not os.environ.get("DISPLAY"):
         os.execvp("xvfb-run", ["xvfb-run", "-a", "-s", "-screen 0 1280x720x24", sys.executable, *sys.argv])
     os.environ.pop("SDL_VIDEODRIVER", None)
     args.docs.mkdir(exist_ok=True)
     run = Path(tempfile.mkdtemp()) / "run"
-    subprocess.run([sys.executable, "-m", "prefrl.cli", "train", "--env", args.env, "--teacher", "human",
+    subprocess.run([sys.executable, "-m", "prefrl.interfaces.cli", "train", "--env", args.env, "--teacher", "human",
                     "--no-window", "--steps", str(args.steps), "--labels", "60", "--out", str(run), "--video-steps",
                     "0", "--eval-episodes", "1", "--no-progress"], check=True)
     store = PreferenceStore(run / "prefs.sqlite")
@@ -126,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(Args, description=__doc__))

@@ -17,7 +17,7 @@ def rng() -> np.random.Generator:
 
 
 def make_clip(rng: np.random.Generator, length: int = 5, obs_dim: int = 3, act_dim: int = 2, **kw):
-    from prefrl.data import Clip
+    from prefrl.core.data import Clip
 
     return Clip(obs=rng.normal(size=(length, obs_dim)).astype(np.float32),
                 acts=rng.normal(size=(length, act_dim)).astype(np.float32),

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import TimeLimit
 
-from prefrl.data import Clip
+from prefrl.core.data import Clip
 from prefrl.envs.point_reach import PointReachEnv
 
 
@@ -106,14 +106,14 @@ def preference_data(model: Any, clip: Any, n: int, val_share: float = 0.3) -> An
     the last `val_share` of the pairs held out."""
     import torch
 
-    from prefrl.reward_trainer import PreferenceData
+    from prefrl.core.reward.trainer import PreferenceData
 
     rows = [(clip(), clip()) for _ in range(n)]
     is_val = torch.zeros(n, dtype=torch.bool)
     is_val[int((1 - val_share) * n):] = True
 
     def side(k: int) -> tuple[Any, Any]:
-        feats = torch.stack([model.features(pair[k][0], pair[k][1]) for pair in rows])
+        feats = torch.stack([model.step_features(pair[k][0], pair[k][1]) for pair in rows])
         return feats, torch.tensor([float(pair[k][3]) for pair in rows])
 
     (left, left_absorbing), (right, right_absorbing) = side(0), side(1)

@@ -6,12 +6,12 @@ import numpy as np
 import pygame
 import pytest
 
-from prefrl import atari
 from prefrl.config import AgentConfig, QueryConfig, RewardModelConfig, TrainConfig
-from prefrl.data import Answer
+from prefrl.core.data import Answer
+from prefrl.core.store import PreferenceStore
+from prefrl.gym import atari
+from prefrl.gym.render import ClipRenderer
 from prefrl.loop import train
-from prefrl.render import ClipRenderer
-from prefrl.store import PreferenceStore
 from prefrl.ui.app import LabelApp
 
 ENV = "ALE/Pong-v5"
@@ -34,7 +34,7 @@ def test_pong_trains_through_the_loop_with_the_cnn_reward_model(pong_run):
 
     assert pong_run.env_steps >= 2048 and pong_run.labels >= 4
     state = torch.load(pong_run.run_dir / "reward_model" / "model.pt", weights_only=True)
-    assert any(k.startswith("convs.") for k in state) and bool(state["fitted"])
+    assert any(k.startswith("body.convs.") for k in state) and bool(state["is_fitted"])
     store = PreferenceStore(pong_run.run_dir / "prefs.sqlite")
     clip = store.clip(store.labelled_pairs()[0][0].left_id)
     assert clip.obs.shape == (25, 4, 84, 84) and clip.obs.dtype == np.uint8  # what the agent saw

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from prefrl.cli import main
-from prefrl.data import Answer
-from prefrl.dataset import export_labels, import_labels
+from prefrl.core.data import Answer
+from prefrl.core.dataset import export_labels, import_labels
+from prefrl.core.store import PreferenceStore
 from prefrl.errors import PrefrlError
-from prefrl.store import PreferenceStore
+from prefrl.interfaces.cli import main
 from tests.conftest import make_clip
 
 
@@ -84,7 +84,7 @@ def test_a_new_run_learns_from_imported_labels_and_asks_its_own_budget(tmp_path)
     initial = TrainConfig(env="prefrl/PointReach-v0", labels=20).initial_labels
     assert initial > 0 and int(first[2]) == 30 + initial  # the initial clips were labelled, on top of the import
     assert float(first[5]) > 0  # and the model was fitted before the agent took a step
-    assert json.loads((tmp_path / "second" / "state.json").read_text())["prior_queries"] == 30
+    assert store.count_queries("imported") == 30 and store.count_queries("asked") == 20
     assert json.loads((tmp_path / "second" / "config.json").read_text())["env"] == "prefrl/PointReach-v0"
 
 
@@ -107,49 +107,6 @@ def test_reference_queries_pair_new_clips_with_clips_asked_about_before(tmp_path
         seen |= {q.left_id, q.right_id}
     assert len(queries) == 40 and set(first_batch) == {0}
     assert set(later) <= {0, 1} and 0.3 < np.mean(later) < 0.7  # about half: one new clip against a known one
-
-
-def test_seed_labels_script_labels_clips_of_a_trained_agent_by_their_return(tmp_path):
-    """scripts/seed_labels.py: clips of a run's agent and of random actions, answered by the teacher, in the
-    format `prefrl import` reads."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from prefrl.config import TrainConfig
-    from prefrl.loop import train
-
-    train(TrainConfig(env="prefrl/PointReach-v0", steps=2048, labels=10, out=tmp_path / "run", video_steps=0,
-                      eval_episodes=1, progress=False))
-    script = Path(__file__).parents[1] / "scripts" / "seed_labels.py"
-    out = tmp_path / "seed.jsonl"
-
-    def seed(pairs: int, *teacher: str) -> list[tuple[dict, float, float]]:
-        """Run the script; each written row with its left and right clips' returns."""
-        subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--out", str(out), "--pairs", str(pairs),
-                        "--episodes", "2", "--random-episodes", "1", "--clip-length", "10", "--stride", "10",
-                        *teacher], check=True)
-        rows = [json.loads(line) for line in out.read_text().splitlines()]
-        with np.load(out.with_suffix(".clips.npz")) as z:
-            return [(r, *(float(z[f"{r[side + '_clip']}/true_rewards"].sum()) for side in ("left", "right")))
-                    for r in rows]
-
-    labelled = seed(12)
-    assert len(labelled) == 12 and {r["env_id"] for r, _, _ in labelled} == {"prefrl/PointReach-v0"}
-    for r, left, right in labelled:
-        assert r["label"] == ("left" if left > right else "right" if right > left else "equal")
-    store = PreferenceStore(tmp_path / "seeded.sqlite", env_id="prefrl/PointReach-v0")
-    assert import_labels(store, out) == 12 and len(store.labels()) == 12
-
-    # A stochastic teacher with beta 0 answers every decided pair at random: some answers go against the returns.
-    agree = [r["label"] == ("left" if left > right else "right")
-             for r, left, right in seed(40, "--teacher", "stochastic", "--beta", "0") if left != right]
-    assert len(agree) > 20 and 0.2 < np.mean(agree) < 0.8
-
-    # --for-env labels the same clips for runs of a variant that observes the same states.
-    variant = "tests.variant:point_reach"
-    assert {r["env_id"] for r, _, _ in seed(5, "--for-env", variant)} == {variant}
-    assert import_labels(PreferenceStore(tmp_path / "variant.sqlite", env_id=variant), out) == 5
 
 
 def test_a_run_of_another_env_over_imported_labels_is_refused_before_anything_is_written(tmp_path):

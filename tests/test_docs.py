@@ -1,11 +1,20 @@
-"""docs/custom-environments.md must stay true: its code and commands are run here as a newcomer would."""
+"""The docs must stay true: custom-environments.md's code and commands are run here as a newcomer would, and
+benchmarks.md's tables are what their result rows give."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-DOC = Path(__file__).parent.parent / "docs" / "custom-environments.md"
+from prefrl.interfaces.benchmark import update_doc_tables
+
+ROOT = Path(__file__).parent.parent
+DOC = ROOT / "docs" / "custom-environments.md"
+
+
+def test_benchmark_tables_are_generated_from_their_rows():
+    stale = update_doc_tables(ROOT / "docs" / "benchmarks.md", ROOT, check=True)
+    assert stale == [], f"tables {stale} of docs/benchmarks.md differ from their rows: run scripts/benchmark_tables.py"
 
 
 def test_custom_environment_walkthrough_trains_an_agent(tmp_path):
@@ -13,7 +22,7 @@ def test_custom_environment_walkthrough_trains_an_agent(tmp_path):
     (tmp_path / "my_envs").mkdir()
     (tmp_path / "my_envs" / "__init__.py").write_text("")
     (tmp_path / "my_envs" / "balloon.py").write_text(blocks[0] + "\n\n" + blocks[1])
-    prefrl = [sys.executable, "-c", "import sys; from prefrl.cli import main; sys.exit(main())"]
+    prefrl = [sys.executable, "-c", "import sys; from prefrl.interfaces.cli import main; sys.exit(main())"]
 
     check = subprocess.run([*prefrl, "check-env", "my_envs.balloon:make_balloon"], cwd=tmp_path,
                            capture_output=True, text=True)

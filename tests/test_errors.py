@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from prefrl.cli import main
 from prefrl.config import TrainConfig
 from prefrl.errors import PrefrlError
+from prefrl.interfaces.cli import main
 from prefrl.loop import train
 
 
@@ -67,12 +67,12 @@ def test_reward_model_of_another_env_is_refused(tmp_path):
     import numpy as np
 
     from prefrl.config import RewardModelConfig
-    from prefrl.reward_model import RewardEnsemble
+    from prefrl.core.reward.factory import make_reward_model
 
     source = tmp_path / "hopper"
     (source / "reward_model").mkdir(parents=True)
     (source / "config.json").write_text(TrainConfig(env="Hopper-v5", out=source).to_json())
     hopper_obs, hopper_act = gym.spaces.Box(-np.inf, np.inf, (11,)), gym.spaces.Box(-1, 1, (3,))
-    RewardEnsemble(hopper_obs, hopper_act, RewardModelConfig()).save(source / "reward_model" / "model.pt")
+    make_reward_model(hopper_obs, hopper_act, RewardModelConfig()).save(source / "reward_model" / "model.pt")
     with pytest.raises(PrefrlError, match="learned on 'Hopper-v5'.*train on --env Hopper-v5"):
         train(TrainConfig(env="prefrl/PointReach-v0", reward_from=source, out=tmp_path / "run"))

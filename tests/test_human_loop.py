@@ -5,9 +5,9 @@ import threading
 import time
 
 from prefrl.config import QueryConfig, TrainConfig
-from prefrl.data import Answer
+from prefrl.core.data import Answer
+from prefrl.core.store import PreferenceStore
 from prefrl.loop import train
-from prefrl.store import PreferenceStore
 
 
 def _person(path, stop: threading.Event, answered: list[float]) -> None:
@@ -70,7 +70,7 @@ def test_v1_store_is_migrated(tmp_path):
         INSERT INTO queries VALUES (1, 1, 1, 0, 0.0);
         """)
     store = PreferenceStore(path)
-    assert store.meta("schema_version") == "2"
+    assert store.meta("schema_version") == "4"
     assert store.claim_next("a") is not None  # the v2 claim columns exist
     store.add_rating(1, 3.0, "a")
     assert store.ratings() == [(1, 3.0, "a")]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prefrl.config import TrainConfig
-from prefrl.environments import make_env
+from prefrl.gym.environments import make_env
 from prefrl.loop import train
 from prefrl.run_dir import RunDir
 
@@ -51,9 +51,9 @@ def test_preference_trained_ppo_beats_random_on_point_reach(tmp_path):
 
 @pytest.mark.slow
 def test_halfcheetah_preferences_reach_80_percent_of_true_reward(tmp_path):
-    from prefrl.demo import run_demo
+    from prefrl.interfaces.demo import run_demo
 
-    run_demo("HalfCheetah-v5", 200_000, 700, 0, tmp_path)
+    run_demo(TrainConfig(env="HalfCheetah-v5", steps=200_000, labels=700, seed=0, out=tmp_path, progress=False))
     import json
 
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -6,8 +6,8 @@ import sys
 import time
 
 from prefrl.config import TrainConfig
+from prefrl.core.store import PreferenceStore
 from prefrl.loop import train
-from prefrl.store import PreferenceStore
 
 _RUN = """
 import torch; torch.set_num_threads(1)

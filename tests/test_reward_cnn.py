@@ -1,4 +1,4 @@
-"""The CNN reward ensemble for image observations, and the factory that picks a model for a space."""
+"""The CNN body for image observations, and the factory that picks a body for a space."""
 
 import dataclasses
 
@@ -8,18 +8,21 @@ import pytest
 import torch
 
 from prefrl.config import RewardModelConfig
+from prefrl.core.data import Clip
+from prefrl.core.reward.cnn import CnnBody
+from prefrl.core.reward.factory import make_reward_model
+from prefrl.core.reward.mlp import MlpBody
+from prefrl.core.reward.model import RewardEnsemble
+from prefrl.core.reward.trainer import PreferenceData, RewardTrainer
 from prefrl.errors import PrefrlError
-from prefrl.reward_cnn import CnnRewardEnsemble, make_reward_model
-from prefrl.reward_model import RewardEnsemble
-from prefrl.reward_trainer import PreferenceData, RewardTrainer
 from tests.factories import preference_data
 
 SIDE, T, N_ACT = 48, 4, 3
 
 
-def _model(cfg: RewardModelConfig, shape=(SIDE, SIDE, 1)) -> CnnRewardEnsemble:
+def _model(cfg: RewardModelConfig, shape=(SIDE, SIDE, 1)) -> RewardEnsemble:
     model = make_reward_model(gym.spaces.Box(0, 255, shape, np.uint8), gym.spaces.Discrete(N_ACT), cfg)
-    assert isinstance(model, CnnRewardEnsemble)
+    assert isinstance(model.body, CnnBody)
     return model
 
 
@@ -30,11 +33,12 @@ def test_all_members_run_in_one_grouped_call_and_differ(rng):
     assert len(convs) == 4 and all(c.groups == 3 for c in convs)
     calls = []
     hook = convs[-1].register_forward_hook(lambda *_: calls.append(1))
-    x = model.features(rng.integers(0, 256, (2, 5, 2, SIDE, SIDE), dtype=np.uint8), rng.integers(0, N_ACT, (2, 5)))
+    x = model.step_features(rng.integers(0, 256, (2, 5, 2, SIDE, SIDE), dtype=np.uint8),
+                            rng.integers(0, N_ACT, (2, 5)))
     assert x.dtype == torch.uint8 and x.shape == (2, 5, 2 * SIDE * SIDE + N_ACT)
-    shared = model.raw(x)
+    shared = model.body.shared(x)
     assert shared.shape == (3, 2, 5) and len(calls) == 1
-    own = model.raw_per_member(x.unsqueeze(0).expand(3, *x.shape))
+    own = model.body.per_member(x.unsqueeze(0).expand(3, *x.shape))
     assert len(calls) == 2
     torch.testing.assert_close(shared, own)  # the shared-input shortcut computes the same thing
     assert (shared[0] - shared[1]).abs().min() > 0 and (shared[1] - shared[2]).abs().min() > 0
@@ -42,12 +46,12 @@ def test_all_members_run_in_one_grouped_call_and_differ(rng):
     # each member sees its own inputs: changing member 1's input changes only member 1's output
     per = x.unsqueeze(0).repeat(3, 1, 1, 1)
     per[1] = 255 - per[1]
-    out = model.raw_per_member(per)
+    out = model.body.per_member(per)
     torch.testing.assert_close(out[[0, 2]], shared[[0, 2]])
     assert not torch.allclose(out[1], shared[1])
 
 
-def _bright_pairs(model: CnnRewardEnsemble, rng: np.random.Generator, n: int) -> PreferenceData:
+def _bright_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int) -> PreferenceData:
     """Noisy images whose true per-step reward is the brightness of their top-left quarter."""
 
     def clip() -> tuple[np.ndarray, np.ndarray, float, int]:
@@ -75,9 +79,9 @@ def test_cnn_ensemble_learns_a_synthetic_image_preference(rng):
 def test_save_load_round_trip_and_output_normalisation(tmp_path, rng):
     model = _model(RewardModelConfig())
     obs, acts = rng.integers(0, 256, (300, SIDE, SIDE, 1), dtype=np.uint8), rng.integers(0, N_ACT, 300)
-    model.fit_input_normalisation(model.features(obs[:2], acts[:2]))
-    model.fit_output_normalisation(obs, acts)
-    per_member = model.normalised(model.features(obs, acts))
+    model.begin(model.step_features(obs[:2], acts[:2]))
+    model.normalise_outputs([Clip(obs=obs, acts=acts, true_rewards=np.zeros(len(obs)))])
+    per_member = model.normalised(model.step_features(obs, acts))
     torch.testing.assert_close(per_member.mean(1), torch.zeros(3), atol=1e-4, rtol=0)
     model.save(tmp_path / "model.pt")
     other = _model(RewardModelConfig())
@@ -89,8 +93,8 @@ def test_save_load_round_trip_and_output_normalisation(tmp_path, rng):
 def test_factory_picks_the_model_and_names_the_fix_for_other_spaces():
     cfg = RewardModelConfig()
     act = gym.spaces.Discrete(2)
-    assert type(make_reward_model(gym.spaces.Box(-1, 1, (5,)), act, cfg)) is RewardEnsemble
-    assert isinstance(make_reward_model(gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), act, cfg), CnnRewardEnsemble)
+    assert isinstance(make_reward_model(gym.spaces.Box(-1, 1, (5,)), act, cfg).body, MlpBody)
+    assert isinstance(make_reward_model(gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), act, cfg).body, CnnBody)
     with pytest.raises(PrefrlError, match="FlattenObservation"):
         make_reward_model(gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,))}), act, cfg)
     with pytest.raises(PrefrlError, match="FlattenObservation"):
@@ -108,7 +112,7 @@ def test_l2_shrinks_the_convolutions_too(rng):
     twin = _model(cfg)
     twin.load_state_dict(model.state_dict())
 
-    def conv_norm(m: CnnRewardEnsemble) -> float:
+    def conv_norm(m: RewardEnsemble) -> float:
         return sum(float((c.weight**2).sum()) for c in m.modules() if isinstance(c, torch.nn.Conv2d))
 
     start = conv_norm(model)

@@ -5,15 +5,21 @@ import numpy as np
 import torch
 
 from prefrl.config import RewardModelConfig
-from prefrl.reward_model import RewardEnsemble
-from prefrl.reward_trainer import PreferenceData, RewardTrainer, preference_loss
+from prefrl.core.data import Clip
+from prefrl.core.reward.factory import make_reward_model
+from prefrl.core.reward.model import RewardEnsemble
+from prefrl.core.reward.trainer import PreferenceData, RewardTrainer, preference_loss
 from tests.factories import preference_data
 
 OBS, ACT, T = 6, 2, 10
 
 
 def _model(cfg: RewardModelConfig) -> RewardEnsemble:
-    return RewardEnsemble(gym.spaces.Box(-np.inf, np.inf, (OBS,)), gym.spaces.Box(-1, 1, (ACT,)), cfg)
+    return make_reward_model(gym.spaces.Box(-np.inf, np.inf, (OBS,)), gym.spaces.Box(-1, 1, (ACT,)), cfg)
+
+
+def _normalise(model: RewardEnsemble, obs: np.ndarray, acts: np.ndarray) -> None:
+    model.normalise_outputs([Clip(obs=obs, acts=acts, true_rewards=np.zeros(len(obs)))])
 
 
 def _synthetic_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int) -> PreferenceData:
@@ -72,18 +78,19 @@ def test_bootstrap_samples_make_the_members_disagree_where_labels_are_few(rng):
         RewardTrainer(model, cfg, np.random.default_rng(50)).update(_synthetic_pairs(model, pairs_rng, 40))
         new = _synthetic_pairs(model, pairs_rng, 200)
         with torch.no_grad():
-            p = torch.sigmoid(model.raw(new.left).sum(-1) - model.raw(new.right).sum(-1))  # (members, pairs)
+            shared = model.body.shared
+            p = torch.sigmoid(shared(new.left).sum(-1) - shared(new.right).sum(-1))  # (members, pairs)
         spread[bootstrap] = float(p.var(0).mean())
     assert spread[True] > 1.5 * spread[False], spread
 
 
 def test_members_evaluated_together_match_one_by_one(rng):
     model = _model(RewardModelConfig(members=4))
-    x = model.features(rng.normal(size=(7, OBS)), rng.normal(size=(7, ACT)))
-    together = model.raw(x)
+    x = model.step_features(rng.normal(size=(7, OBS)), rng.normal(size=(7, ACT)))
+    together = model.body.shared(x)
     for e in range(4):
-        h = (x - model.in_mean) / model.in_std
-        for layer in model.net:
+        h = (x - model.body.in_mean) / model.body.in_std
+        for layer in model.body.net:
             h = h @ layer.weight[e] + layer.bias[e] if hasattr(layer, "weight") else layer(h)
         torch.testing.assert_close(together[e], h.squeeze(-1))
 
@@ -91,16 +98,16 @@ def test_members_evaluated_together_match_one_by_one(rng):
 def test_output_normalisation_gives_zero_mean_unit_std(rng):
     model = _model(RewardModelConfig())
     obs, acts = rng.normal(size=(500, OBS)) * 5 + 3, rng.uniform(-1, 1, size=(500, ACT))
-    model.fit_output_normalisation(obs, acts)
-    per_member = model.normalised(model.features(obs, acts))
+    _normalise(model, obs, acts)
+    per_member = model.normalised(model.step_features(obs, acts))
     torch.testing.assert_close(per_member.mean(1), torch.zeros(3), atol=1e-4, rtol=0)
     torch.testing.assert_close(per_member.std(1), torch.ones(3), atol=1e-3, rtol=0)
     assert model.reward(obs[:4], acts[:4]).shape == (4,)
 
 
 def test_discrete_actions_are_one_hot(rng):
-    model = RewardEnsemble(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(4), RewardModelConfig())
-    f = model.features(rng.normal(size=(5, 3)), np.array([0, 1, 2, 3, 1]))
+    model = make_reward_model(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(4), RewardModelConfig())
+    f = model.step_features(rng.normal(size=(5, 3)), np.array([0, 1, 2, 3, 1]))
     assert f.shape == (5, 7)
     torch.testing.assert_close(f[:, 3:].sum(1), torch.ones(5))
 
@@ -138,6 +145,6 @@ def test_teacher_answers_decide_whether_terminating_is_good_or_bad(rng):
             stats = trainer.update(data)
         assert stats.val_accuracy >= 0.85, (alive, stats)
         obs, acts = rng.normal(size=(500, OBS)), rng.uniform(-1, 1, size=(500, ACT))
-        model.fit_output_normalisation(obs, acts)
+        _normalise(model, obs, acts)
         absorbing = model.absorbing_reward()
         assert np.sign(absorbing) == sign and abs(absorbing) > 1, (alive, absorbing)

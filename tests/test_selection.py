@@ -3,9 +3,9 @@ import numpy as np
 import torch
 
 from prefrl.config import RewardModelConfig
-from prefrl.data import Clip
-from prefrl.reward_model import RewardEnsemble
-from prefrl.selection import EnsembleSelector, RandomSelector, random_pairs, reference_pairs
+from prefrl.core.data import Clip
+from prefrl.core.reward.factory import make_reward_model
+from prefrl.core.selection import EnsembleSelector, RandomSelector, random_pairs, reference_pairs
 
 
 def test_random_pairs_use_distinct_clips_when_there_are_enough(rng):
@@ -27,11 +27,12 @@ def test_reference_pairs_pair_unused_clips_with_known_ones(rng):
 
 def test_disagreement_and_entropy_pick_the_uncertain_pairs(rng):
     cfg = RewardModelConfig(members=2, layers=0)
-    model = RewardEnsemble(gym.spaces.Box(-10, 10, (1,)), gym.spaces.Box(-1, 1, (1,)), cfg)
+    model = make_reward_model(gym.spaces.Box(-10, 10, (1,)), gym.spaces.Box(-1, 1, (1,)), cfg)
+    net = model.body.net
     with torch.no_grad():  # both members: r = obs (one linear layer each)
-        model.net[0].weight[:] = torch.tensor([[[1.0], [0.0]], [[1.0], [0.0]]])
-        model.net[0].bias.zero_()
-    model.fitted.fill_(True)
+        net[0].weight[:] = torch.tensor([[[1.0], [0.0]], [[1.0], [0.0]]])
+        net[0].bias.zero_()
+    model.is_fitted.fill_(True)
     # clips whose obs differ a lot are confidently ordered; identical-valued clips are uncertain
     clips = [Clip(obs=np.full((4, 1), v, np.float32), acts=np.zeros((4, 1), np.float32),
                   true_rewards=np.zeros(4, np.float32)) for v in [0.0, 0.01, 5.0, -5.0, 0.02, 3.0]]
@@ -39,7 +40,7 @@ def test_disagreement_and_entropy_pick_the_uncertain_pairs(rng):
     scores = ent.scores(clips, [(0, 1), (2, 3)])
     assert scores[0] > scores[1]
     with torch.no_grad():  # now the members disagree on the sign of the reward
-        model.net[0].weight[1] = -model.net[0].weight[1]
+        net[0].weight[1] = -net[0].weight[1]
     dis = EnsembleSelector(model, "disagreement", oversample=10)
     s = dis.scores(clips, [(0, 1), (2, 3)])
     assert s[1] > s[0]

@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from prefrl.data import Answer
+from prefrl.core.data import Answer
+from prefrl.core.store import SCHEMA_VERSION, PreferenceStore
 from prefrl.errors import PrefrlError
-from prefrl.store import SCHEMA_VERSION, PreferenceStore
 from tests.conftest import make_clip
 
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from prefrl.config import TeacherConfig
-from prefrl.data import Answer, Clip
-from prefrl.schedule import LabelSchedule
-from prefrl.store import PreferenceStore
-from prefrl.teachers import ScriptedTeacher, answer_pending
+from prefrl.core.data import Answer, Clip
+from prefrl.core.schedule import LabelSchedule
+from prefrl.core.store import PreferenceStore
+from prefrl.core.teachers import ScriptedTeacher, answer_pending
 
 
 def _clip(rewards) -> Clip:

@@ -8,15 +8,15 @@ import pygame
 import pytest
 
 from prefrl.config import RewardModelConfig
-from prefrl.data import Answer
-from prefrl.environments import make_env
-from prefrl.render import ClipRenderer, clip_paths, prefetch, save_clip
-from prefrl.reward_model import RewardEnsemble
-from prefrl.reward_trainer import RewardTrainer, rating_pairs
-from prefrl.store import PreferenceStore
+from prefrl.core.data import Answer
+from prefrl.core.reward.factory import make_reward_model
+from prefrl.core.reward.trainer import RewardTrainer, rating_pairs
+from prefrl.core.store import PreferenceStore
+from prefrl.gym.environments import make_env
+from prefrl.gym.render import ClipRenderer, clip_paths, prefetch, save_clip
+from prefrl.gym.vec import make_vec_env
+from prefrl.gym.wrapper import ClipRecorder, RewardVecEnvWrapper
 from prefrl.ui.app import LabelApp
-from prefrl.vec import make_vec_env
-from prefrl.wrapper import ClipRecorder, RewardVecEnvWrapper
 
 ENV = "prefrl/PointReach-v0"
 
@@ -165,7 +165,7 @@ def test_ratings_are_stored_and_reach_the_reward_model(run_dir, rng):
     for a, b, target, _ in pairs:
         assert target == (1.0 if rated[a] > rated[b] else 0.0 if rated[a] < rated[b] else 0.5)
     env = make_env(ENV)
-    model = RewardEnsemble(env.observation_space, env.action_space, RewardModelConfig())
+    model = make_reward_model(env.observation_space, env.action_space, RewardModelConfig())
     data = RewardTrainer(model, RewardModelConfig(), rng).data_from_store(store)
     assert data is not None and len(data) > 3  # the 3 comparisons, plus pairs implied by ratings
 

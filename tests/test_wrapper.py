@@ -1,9 +1,9 @@
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from prefrl.environments import make_env
-from prefrl.states import StateRecorder
-from prefrl.wrapper import ClipRecorder, RewardVecEnvWrapper
+from prefrl.gym.environments import make_env
+from prefrl.gym.states import StateRecorder
+from prefrl.gym.wrapper import ClipRecorder, RewardVecEnvWrapper
 
 
 def _venv(n: int) -> DummyVecEnv:

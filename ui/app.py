@@ -19,7 +19,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,11 +32,11 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # the window makes no sound
 import pygame  # noqa: E402
 
-from prefrl.data import Answer, Query
-from prefrl.environments import make_env
+from prefrl.core.data import Answer, Query
+from prefrl.core.store import PreferenceStore
 from prefrl.errors import PrefrlError
-from prefrl.render import clip_paths, playback_fps, prefetch
-from prefrl.store import PreferenceStore
+from prefrl.gym.environments import make_env
+from prefrl.gym.render import clip_paths, playback_fps, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +366,7 @@ class LabelApp:
             self.panels = []
             self._draw_status((w // 2, (top + bottom) // 2), s)
         else:
-            self._draw_clips(w, top, bottom)
+            self._draw_clips(self.current, w, top, bottom)
         self._draw_controls(w, h)
         pygame.display.flip()
 
@@ -378,9 +379,8 @@ class LabelApp:
         self._text(msg, centre, self.big, anchor="center")
         self._text(sub, (centre[0], centre[1] + 36), self.small, MUTED, anchor="center")
 
-    def _draw_clips(self, w: int, top: int, bottom: int) -> None:
-        assert self.current is not None
-        ids = [self.current.left_id, self.current.right_id]
+    def _draw_clips(self, current: Query, w: int, top: int, bottom: int) -> None:
+        ids = [current.left_id, current.right_id]
         n_frames = len(self.surfaces[ids[0]])
         elapsed = (time.perf_counter() - self.shown_at) * self.fps * self.speed
         idx = int(elapsed) % n_frames
@@ -437,3 +437,31 @@ def run_label_app(run_dir: Path, labeler: str | None, mode: Mode, ahead: int) ->
     app = LabelApp(run_dir, labeler, mode, ahead)
     app.run()
     return app.answered
+
+
+@contextmanager
+def label_window(run_dir: Path, labeler: str | None) -> Iterator[mp.process.BaseProcess]:
+    """The comparison window on a training run, in its own process for as long as the run lasts: closed when the
+    run ends or fails, and it closes itself if the training process is killed."""
+    ctx = mp.get_context("spawn")
+    proc = ctx.Process(target=_window_process, args=(Path(run_dir), labeler, os.getpid()), name="prefrl-window")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        if proc.is_alive():
+            log.info("the run has ended: closing the labelling window (label on with `prefrl label %s`)", run_dir)
+            proc.terminate()
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+
+
+def _window_process(run_dir: Path, labeler: str | None, trainer_pid: int) -> None:
+    def watch() -> None:  # the window never outlives the training process that opened it
+        while os.getppid() == trainer_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    run_label_app(run_dir, labeler, "compare", ahead=3)

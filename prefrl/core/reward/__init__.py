@@ -1,0 +1,1 @@
+"""Reward models behind one interface (`RewardModel`) and their trainer."""

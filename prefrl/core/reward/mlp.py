@@ -1,0 +1,84 @@
+"""The body for flat observations: E MLPs r(s, a) over the observation and the action, in one batched call."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from prefrl.config import RewardModelConfig
+from prefrl.errors import PrefrlError
+
+
+def action_encoding(act_space: gym.Space) -> tuple[int | None, int]:
+    """(number of discrete actions, or None for a Box; width of the action's features: one-hot or flat)."""
+    if isinstance(act_space, gym.spaces.Discrete):
+        return int(act_space.n), int(act_space.n)
+    if isinstance(act_space, gym.spaces.Box):
+        return None, int(np.prod(act_space.shape))
+    raise PrefrlError(f"action space {act_space} is not supported: use Box or Discrete actions")
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers applied as one batched matmul: (E, N, in) -> (E, N, out)."""
+
+    def __init__(self, members: int, n_in: int, n_out: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(n_in)
+        self.weight = nn.Parameter(torch.empty(members, n_in, n_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, n_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class MlpBody(nn.Module):
+    """`members` MLPs over (flattened observation, action; one-hot for discrete actions), with inputs
+    standardised by statistics fixed at the first labels."""
+
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
+
+    def __init__(self, obs_space: gym.Space, act_space: gym.Space, cfg: RewardModelConfig) -> None:
+        super().__init__()
+        self.obs_dim = int(np.prod(obs_space.shape or ()))
+        self.n_actions, self.act_dim = action_encoding(act_space)
+        self.members = cfg.members
+        dims = [self.obs_dim + self.act_dim] + [cfg.hidden] * cfg.layers
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [EnsembleLinear(cfg.members, a, b), nn.LeakyReLU(0.01)]
+        layers.append(EnsembleLinear(cfg.members, dims[-1], 1))
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("in_mean", torch.zeros(dims[0]))
+        self.register_buffer("in_std", torch.ones(dims[0]))
+
+    def encode(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor,
+               device: torch.device) -> torch.Tensor:
+        o = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        lead = o.shape[:-1]
+        a = torch.as_tensor(acts, device=device)
+        if self.n_actions is not None:
+            a = nn.functional.one_hot(a.long().reshape(lead), self.n_actions).float()
+        else:
+            a = a.float().reshape(*lead, self.act_dim)
+        return torch.cat([o, a], dim=-1)
+
+    def fit_inputs(self, x: torch.Tensor) -> None:
+        flat = x.reshape(-1, x.shape[-1])
+        self.in_mean.copy_(flat.mean(0))
+        self.in_std.copy_(flat.std(0).clamp_min(1e-3))
+
+    def shared(self, x: torch.Tensor) -> torch.Tensor:
+        return self.per_member(x.unsqueeze(0).expand(self.members, *x.shape))
+
+    def per_member(self, x: torch.Tensor) -> torch.Tensor:
+        h = ((x - self.in_mean) / self.in_std).reshape(self.members, -1, x.shape[-1])
+        return self.net(h).reshape(x.shape[:-1])
+
+    def penalised_weights(self) -> Iterator[torch.Tensor]:
+        return (m.weight for m in self.net if isinstance(m, EnsembleLinear))

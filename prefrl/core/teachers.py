@@ -1,0 +1,70 @@
+"""Teachers: whoever answers queries. Synthetic ones judge by return; a person answers in the UI.
+
+All teachers answer through the store (`answer_pending`), the same way the human UI does.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from prefrl.config import TeacherConfig, TeacherKind
+from prefrl.core.data import Answer, Clip
+from prefrl.core.store import PreferenceStore
+
+
+class Teacher(Protocol):
+    name: str
+
+    def answer(self, left: Clip, right: Clip) -> Answer: ...
+
+
+class ScriptedTeacher:
+    """A synthetic teacher after B-Pref (Lee et al. 2021), judging clips by their true return.
+
+    The kinds differ only in parameters: oracle (exact, "equal" on ties), stochastic (Boltzmann-rational
+    with `beta`), mistake (flips with `epsilon`), skip (no answer when both returns are below
+    `skip_threshold`), equal ("equal" within `equal_threshold`), myopic (step t weighted gamma^(T-1-t)).
+    """
+
+    def __init__(self, kind: TeacherKind, params: TeacherConfig, rng: np.random.Generator) -> None:
+        self.name: str = kind
+        self.kind = kind
+        self.p = params
+        self.rng = rng
+
+    def clip_return(self, clip: Clip) -> float:
+        """The clip's recorded true reward summed: the env's reward, or the scripted score, which the reward
+        wrapper records in its place (0 on absorbing steps after a termination, like the env's reward)."""
+        r = np.asarray(clip.true_rewards, dtype=np.float64)
+        if np.isnan(r).any():
+            raise ValueError("a scripted teacher needs the env's reward or a --teacher-score; this clip has none")
+        if self.kind == "myopic":
+            r = r * self.p.gamma ** np.arange(len(r) - 1, -1, -1)
+        return float(r.sum())
+
+    def answer(self, left: Clip, right: Clip) -> Answer:
+        rl, rr = self.clip_return(left), self.clip_return(right)
+        if self.kind == "skip" and max(rl, rr) < self.p.skip_threshold:
+            return Answer.SKIP
+        threshold = self.p.equal_threshold if self.kind == "equal" else 0.0
+        if abs(rl - rr) <= threshold:
+            return Answer.EQUAL
+        if self.kind == "stochastic":
+            p_left = 1 / (1 + np.exp(-np.clip(self.p.beta * (rl - rr), -50, 50)))
+            better_left = bool(self.rng.random() < p_left)
+        else:
+            better_left = rl > rr
+        if self.kind == "mistake" and self.rng.random() < self.p.epsilon:
+            better_left = not better_left
+        return Answer.LEFT if better_left else Answer.RIGHT
+
+
+def answer_pending(store: PreferenceStore, teacher: Teacher) -> int:
+    """Let a synthetic teacher answer every open query; returns how many it answered."""
+    n = 0
+    for q in store.pending_queries():
+        store.add_label(q.id, teacher.answer(store.clip(q.left_id), store.clip(q.right_id)), teacher.name)
+        n += 1
+    return n

@@ -1,0 +1,184 @@
+"""The reward swap: a VecEnvWrapper that replaces the env's reward and records clips."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from prefrl.core.data import Clip
+
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(obs (N, *obs_shape), acts (N, *act_shape)) -> rewards (N,), one batched call for all env copies."""
+
+StepScore = Callable[[Clip], np.ndarray]
+"""A scripted per-step score over a clip (T steps -> (T,)), for tasks whose env has no reward for them."""
+
+
+def ended_by_termination(done: bool, info: dict) -> bool:
+    """An episode that ended on its own (a fall, a goal), not at a time limit: it enters the absorbing state."""
+    return bool(done) and not info.get("TimeLimit.truncated", False)
+
+
+class ClipRecorder:
+    """Cuts each env copy's stream of steps into fixed-length clips that never cross an episode boundary.
+
+    The most recent `capacity` clips are kept as candidates for queries. A clip cut short by termination
+    is padded with the absorbing state (see `record`); one cut short by a time limit is dropped.
+    """
+
+    def __init__(self, n_envs: int, clip_length: int, capacity: int = 2000, absorbing: bool = True) -> None:
+        self.clip_length = clip_length
+        self.absorbing = absorbing
+        self._is_frames = False
+        self.clips: deque[Clip] = deque(maxlen=capacity)
+        self._obs: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
+        self._acts: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
+        self._rews: list[list[float]] = [[] for _ in range(n_envs)]
+        self._extra: list[list[np.ndarray | None]] = [[] for _ in range(n_envs)]  # state or frame per step
+        self._episode = np.arange(n_envs)
+        self._next_episode = n_envs
+        self._t = np.zeros(n_envs, dtype=np.int64)
+        self.total_clips = 0
+
+    def record(self, obs: np.ndarray, acts: np.ndarray, true_rewards: np.ndarray, dones: np.ndarray,
+               env_step: int, infos: list[dict] | None = None) -> None:
+        """One vectorised step; `infos` may carry "prefrl_state" or "prefrl_frame" (see StateRecorder).
+
+        When an episode terminates (not at a time limit) mid-clip and `absorbing` is on, the clip is
+        completed with the absorbing state; otherwise the partial clip is dropped.
+        """
+        for i in range(len(dones)):
+            info = infos[i] if infos is not None else {}
+            self._obs[i].append(np.array(obs[i], copy=True))
+            self._acts[i].append(np.array(acts[i], copy=True))
+            self._rews[i].append(float(true_rewards[i]))
+            self._extra[i].append(info.get("prefrl_state", info.get("prefrl_frame")))
+            self._is_frames = self._is_frames or "prefrl_frame" in info
+            if len(self._obs[i]) == self.clip_length or (self.absorbing and ended_by_termination(dones[i], info)):
+                self._emit(i, env_step)
+            self._t[i] += 1
+            if dones[i]:
+                self._clear(i)
+                self._t[i] = 0
+                self._episode[i] = self._next_episode
+                self._next_episode += 1
+
+    def _emit(self, i: int, env_step: int) -> None:
+        live = len(self._obs[i])
+        pad = self.clip_length - live
+
+        def padded(xs: list) -> np.ndarray:
+            return np.stack(xs + [xs[-1]] * pad)
+
+        extra = self._extra[i]
+        stacked = padded(extra) if all(e is not None for e in extra) else None  # type: ignore[arg-type]
+        self.clips.append(Clip(obs=padded(self._obs[i]), acts=padded(self._acts[i]),
+                               true_rewards=np.asarray(self._rews[i] + [0.0] * pad, dtype=np.float32),
+                               env_step=env_step, episode=int(self._episode[i]), start=int(self._t[i]) + 1 - live,
+                               states=None if self._is_frames else stacked,
+                               frames=stacked if self._is_frames else None, absorbing=pad))
+        self.total_clips += 1
+        self._clear(i)
+
+    def _clear(self, i: int) -> None:
+        self._obs[i].clear()
+        self._acts[i].clear()
+        self._rews[i].clear()
+        self._extra[i].clear()
+
+    def forget(self, indices: set[int]) -> None:
+        """Drop clips (by position) that have been asked about, so no clip is stored twice."""
+        self.clips = deque((c for i, c in enumerate(self.clips) if i not in indices), maxlen=self.clips.maxlen)
+
+
+class RewardVecEnvWrapper(VecEnvWrapper):
+    """Replaces the env's reward with `reward_fn(obs, action)` and records every step into clips.
+
+    The true reward stays visible to loggers as ``info["true_reward"]``; episode sums of both rewards
+    are kept in `episode_returns` as (true return, predicted return). With `true_score`, the true reward is
+    that scripted score of each step (from the recorded state), not the env's own: what synthetic teachers
+    judge by is what the agent is measured on, and what `reward_fn=None` trains on.
+
+    With `absorbing_reward`, an episode that terminates before its time limit `horizon` also receives
+    the discounted reward of the absorbing state for the steps it would have had left, on its last step.
+    """
+
+    def __init__(self, venv: VecEnv, reward_fn: RewardFn | None, recorder: ClipRecorder | None = None,
+                 absorbing_reward: Callable[[], float] | None = None, gamma: float = 0.99,
+                 horizon: int | None = None, true_score: StepScore | None = None) -> None:
+        super().__init__(venv)
+        self.reward_fn = reward_fn
+        self.true_score = true_score
+        self.recorder = recorder
+        self.absorbing_reward = absorbing_reward
+        self.gamma = gamma
+        self.horizon = horizon
+        self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
+        self.env_step = 0
+        self._last_obs: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+        self._true_sum = np.zeros(self.num_envs)
+        self._pred_sum = np.zeros(self.num_envs)
+        self.episode_returns: deque[tuple[float, float]] = deque(maxlen=1000)
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self._last_obs = np.asarray(obs)
+        self._true_sum[:] = 0
+        self._pred_sum[:] = 0
+        self._episode_steps[:] = 0
+        return obs  # type: ignore[return-value]
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, true_rewards, dones, infos = self.venv.step_wait()
+        if self._last_obs is None or self._actions is None:
+            raise RuntimeError("RewardVecEnvWrapper.step before reset: call reset() first")
+        prev_obs, acts = self._last_obs, self._actions
+        if self.true_score is not None:
+            true_rewards = self._scores(self.true_score, prev_obs, acts, true_rewards, infos)
+        rewards = true_rewards if self.reward_fn is None else self.reward_fn(prev_obs, acts)
+        rewards = np.asarray(rewards, dtype=np.float32).reshape(self.num_envs)
+        self.env_step += self.num_envs
+        self._episode_steps += 1
+        if self.absorbing_reward is not None:
+            for k in np.flatnonzero(dones):
+                if ended_by_termination(dones[k], infos[k]):
+                    rewards[k] += self.absorbing_reward() * self.tail_weight(int(self._episode_steps[k]))
+        if self.recorder is not None:
+            self.recorder.record(prev_obs, acts, true_rewards, dones, self.env_step, infos)
+        self._true_sum += true_rewards
+        self._pred_sum += rewards
+        for i, done in enumerate(dones):
+            infos[i]["true_reward"] = float(true_rewards[i])
+            if done:
+                self.episode_returns.append((float(self._true_sum[i]), float(self._pred_sum[i])))
+                self._true_sum[i] = 0
+                self._pred_sum[i] = 0
+                self._episode_steps[i] = 0
+        self._last_obs = np.asarray(obs)
+        return obs, rewards, dones, infos
+
+    def _scores(self, score: StepScore, obs: np.ndarray, acts: np.ndarray, env_rewards: np.ndarray,
+                infos: list[dict]) -> np.ndarray:
+        """This step's score for every env copy in one call: the copies' steps as the steps of one clip (a
+        step's score depends on that step alone)."""
+        states = [info.get("prefrl_state") for info in infos]
+        step = Clip(obs=obs, acts=acts, true_rewards=env_rewards,
+                    states=None if any(s is None for s in states) else np.stack(states))  # type: ignore[arg-type]
+        return np.asarray(score(step), dtype=np.float32).reshape(self.num_envs)
+
+    def tail_weight(self, steps_taken: int) -> float:
+        """Discounted number of absorbing steps after a termination at `steps_taken`, seen from the last step."""
+        g = self.gamma
+        if self.horizon is None:
+            return g / (1 - g) if g < 1 else 0.0
+        left = max(self.horizon - steps_taken, 0)
+        return g * (1 - g**left) / (1 - g) if g < 1 else float(left)

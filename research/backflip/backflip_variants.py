@@ -1,0 +1,190 @@
+"""The HopperBackflip variants tried in this folder's README.md (sessions 4 to 12), kept so those runs can be repeated.
+
+Run from this folder, so that `backflip_variants` imports (prefrl puts the working directory on the path):
+
+    cd research/backflip
+    prefrl train --env backflip_variants:hopper_cut_when_lying --agent.n-steps 512 \\
+        --labels 1000 --queries.selection disagreement --queries.clip-length 50 --steps 1500000 --seed 1
+    prefrl train --env prefrl/HopperBackflip-v0 --teacher-score backflip_variants:standing_bonus_from_the_start ...
+
+`hopper_cut_when_lying` is a custom env by factory path, so it takes SB3's default rollout: `--agent.n-steps 512`
+gives it HopperBackflip's preset. Session 4's runs used the score shipped then: add
+`--teacher-score backflip_variants:standing_bonus_from_the_start` to repeat them. None of these is shipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
+from prefrl.core.data import Clip
+from prefrl.envs.backflip import (
+    HOPPER_DT,
+    HOPPER_NQ,
+    LYING_HEIGHT,
+    backflip_score,
+    backward_rotation,
+    clip_states,
+    lying,
+    standing,
+    tilt,
+    whole_turns,
+)
+
+
+class CutWhenLying(gym.Wrapper):
+    """Ends an episode (truncated, not terminated) once the torso has stayed below 0.5 m for `steps` steps.
+
+    A fallen hopper rarely gets up, so most of a 1,000-step episode is spent lying; cutting it short gives more
+    episodes that start standing. It is a truncation, so PPO still values the lying state as going on."""
+
+    def __init__(self, env: gym.Env, steps: int = 50) -> None:
+        super().__init__(env)
+        self.steps = steps
+        self.lying = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.lying = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        height = float(self.env.unwrapped.data.qpos[1])  # type: ignore[attr-defined]
+        self.lying = self.lying + 1 if height < LYING_HEIGHT else 0
+        return obs, reward, terminated, truncated or self.lying >= self.steps, info
+
+
+def hopper_cut_when_lying(**kwargs: Any) -> gym.Env:
+    """prefrl/HopperBackflip-v0 (its score and metadata included; `render_mode`, `width`, `height` go to it)
+    whose episodes end after 50 steps lying."""
+    return CutWhenLying(gym.make("prefrl/HopperBackflip-v0", **kwargs))
+
+
+class TorsoAngleAsSinCos(gym.ObservationWrapper):
+    """The hopper's observation with the torso's unwrapped hinge angle replaced by its sine, its cosine and the
+    whole backward turns made so far (at most 5): 13 numbers instead of 11.
+
+    The reward model extrapolates the unwrapped angle: trained on clips that never turned a full turn, it scored
+    the flips of the PPO-on-score agent lower the further round they went (-97 for 50 steps at -24 rad that
+    the score gives +4.1, against +150 for its first 50 steps; README.md, fifth round). The sine and
+    cosine stay in range whatever the number of turns, and the turn count keeps the score a function of the
+    observation."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        low, high = env.observation_space.low, env.observation_space.high  # type: ignore[attr-defined]
+        self.observation_space = gym.spaces.Box(np.r_[low[:1], -1, -1, 0, low[2:]], np.r_[high[:1], 1, 1, 5, high[2:]],
+                                                dtype=np.float64)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        angle = observation[1]
+        turns = min(float(whole_turns(angle)), 5.0)
+        return np.r_[observation[:1], np.sin(angle), np.cos(angle), turns, observation[2:]]
+
+
+def hopper_sin_cos(**kwargs: Any) -> gym.Env:
+    """prefrl/HopperBackflip-v0 (its score and metadata included; `render_mode`, `width`, `height` go to it)
+    observed through `TorsoAngleAsSinCos`."""
+    return TorsoAngleAsSinCos(gym.make("prefrl/HopperBackflip-v0", **kwargs))
+
+
+def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:
+    """The score shipped as `backflip_score` in sessions 3 and 4: the same rotation term, but +0.02 for every
+    step standing, flips or not, and lying judged by height alone (torso below 0.5 m). Standing still for a
+    whole episode (20) outscored the flips PPO learned on it (about 8): the trap README.md describes."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    return backward_rotation(qpos, qvel) + 0.02 * standing(qpos) - 0.05 * (qpos[:, 1] < LYING_HEIGHT)
+
+
+def smaller_standing_bonus(clip: Clip) -> np.ndarray:
+    """`standing_bonus_from_the_start` with 0.01 instead of 0.02 for each step standing."""
+    return standing_bonus_from_the_start(clip) - 0.01 * standing(clip_states(clip, HOPPER_NQ)[0])
+
+
+FAST_TURN = 0.03
+"""Backward rotation per step (rad) that `fast_turns` does not pay for: a slow creep over is worth nothing."""
+
+
+def fast_turns(clip: Clip) -> np.ndarray:
+    """`backflip_score` with the rotation term paid only above FAST_TURN rad a step (the part above it), so
+    turning slowly over onto the head, which the preference-trained agents of session 5 learned, earns nothing.
+    Turning forwards still costs, and standing and lying are scored as before."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    rotation = backward_rotation(qpos, qvel)
+    standing_pay = 0.02 * whole_turns(qpos[:, 2]) * standing(qpos)
+    return rotation - np.clip(rotation, 0.0, FAST_TURN) + standing_pay - 0.05 * lying(qpos)
+
+
+LANDED_STANDING = 0.1
+"""What `landing_pays` pays a step for standing, for each whole backward turn completed (the shipped score: 0.02)."""
+
+
+def landing_pays(clip: Clip) -> np.ndarray:
+    """`backflip_score` with standing after k whole backward turns paid LANDED_STANDING * k a step, five times
+    the shipped 0.02 * k. A 150-step clip that lands a flip and stands for 50 steps then outscores one that
+    creeps over onto the head and hangs there by about 5 more, where the shipped score gave it about 1 more."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    standing_pay = LANDED_STANDING * whole_turns(qpos[:, 2]) * standing(qpos)
+    return backward_rotation(qpos, qvel) + standing_pay - 0.05 * lying(qpos)
+
+
+standing_after_turns = backflip_score
+"""The name session 5's runs gave the score (their config.json records it) before it was shipped."""
+
+
+HANG_TURN = 0.02
+"""Backward rotation per step (rad) below which an upside-down hopper counts as hanging there (`no_hang`)."""
+
+
+def slow_turn(qvel: np.ndarray) -> np.ndarray:
+    """Turning backwards slower than HANG_TURN rad a step (or forwards)."""
+    return -qvel[:, 2] * HOPPER_DT < HANG_TURN
+
+
+def hanging(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    """Torso more than 90 degrees from upright, off the ground (not lying), and turning slowly."""
+    return (tilt(qpos[:, 2]) > np.pi / 2) & ~lying(qpos) & slow_turn(qvel)
+
+
+def no_hang(clip: Clip) -> np.ndarray:
+    """`landing_pays`, and hanging upside down costs as much as lying: 0.05 a step with the torso more than 90
+    degrees from upright, off the ground, and turning backwards slower than HANG_TURN rad a step. Every
+    preference run that got up in sessions 5 to 9 crept over onto its head and stayed there, where the other
+    scores charged nothing; a flip passes through upside down at speed and is not charged."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    return landing_pays(clip) - 0.05 * hanging(qpos, qvel)
+
+
+RESTING_COST = 0.02
+"""What `no_rest` charges a step for resting anywhere but standing (a third of what lying costs)."""
+
+
+def no_rest(clip: Clip) -> np.ndarray:
+    """`no_hang`, and resting anywhere but standing costs RESTING_COST a step: off the ground (not lying), not
+    standing, not already charged for hanging, and turning backwards slower than HANG_TURN rad a step. The
+    preference agents of sessions 10 and 11 stopped in such places (leaning back 30 to 90 degrees on the foot,
+    crouching at 0.6 m), which `no_hang` scores at about nothing; so, discounted at gamma 0.99, does a failed
+    flip (rotation paid up front, lying charged later), while their models paid its turn less. With this charge
+    standing is the only free place to stop. A flip passes the resting states at speed."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    resting = ~standing(qpos) & ~lying(qpos) & ~hanging(qpos, qvel) & slow_turn(qvel)
+    return no_hang(clip) - RESTING_COST * resting
+
+
+TURN_PAY = 2.0
+"""What `attempts_pay` pays for each radian of backward rotation (the shipped score and `no_hang`: 1)."""
+
+
+def attempts_pay(clip: Clip) -> np.ndarray:
+    """`no_hang` with backward rotation paid TURN_PAY times: a teacher who praises a fast throw backwards even when
+    it ends on the ground. Discounted at gamma 0.99 from the start of an episode, `no_hang` pays a failed flip
+    (a fast turn, then lying) about what leaning or crouching on the foot earns (0.4 to 0.7 against 0.3 to 0.5),
+    and the preference agents of sessions 10 and 11 stopped at those rests. Here a failed flip earns 1.8 to 3.5
+    against 0.6 to 1.3, so a model has room to be wrong about it. Lying is still charged and the turn is still paid
+    only above 0.6 m. Its flaw: tumbling over and over off the ground, never standing, earns more than a landed
+    flip, by more than under `no_hang`, and one preference agent learned to (README.md, tenth round)."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    return no_hang(clip) + (TURN_PAY - 1.0) * backward_rotation(qpos, qvel)
