@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@if ! $(BIN)/python -c "import torch" 2>/dev/null; then \
 	  if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch; \
 	  else $(BIN)/pip install -q "$(TORCH_CPU)"; fi; fi
-	$(BIN)/pip install -q -e '.[dev,atari,llm]'
+	$(BIN)/pip install -q -e '.[dev,atari,llm,web,ray,postgres]'
 	touch $(STAMP)
 
 demo: $(STAMP)

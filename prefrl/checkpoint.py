@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -30,17 +31,19 @@ MODEL = "model.pt"
 TRAINER = "trainer.pt"
 
 
-def save(run: RunDir, agent: PPO, outer: VecEnv, model: RewardModel | None, trainer: RewardTrainer | None,
-         env_step: int) -> None:
-    """Checkpoint the run: agent, normaliser, reward model and trainer, then the step count they belong to
-    (written last, so a crash in between resumes from the previous, complete checkpoint's count)."""
+def save(run: RunDir, agent: PPO, outer: VecEnv, reward: tuple[dict[str, Any], dict[str, Any]] | None,
+         env_step: int, extra: dict[str, Any] | None = None) -> None:
+    """Checkpoint the run: agent, normaliser, `reward` (the reward model's weights and its trainer's state), then
+    the step count they belong to (written last, so a crash in between resumes from the previous, complete
+    checkpoint's count)."""
     _atomic(run.agent / AGENT, agent.save)
     if isinstance(outer, VecNormalize):
         _atomic(run.agent / NORMALISER, lambda tmp: outer.save(str(tmp)))
-    if model is not None and trainer is not None:
-        _atomic(run.reward_model / MODEL, model.save)
-        _atomic(run.reward_model / TRAINER, lambda tmp: torch.save(trainer.state_dict(), tmp))
-    run.write_state({**run.read_state(), "env_steps": env_step, "agent_steps": agent.num_timesteps})
+    if reward is not None:
+        weights, trainer_state = reward
+        _atomic(run.reward_model / MODEL, lambda tmp: torch.save(weights, tmp))
+        _atomic(run.reward_model / TRAINER, lambda tmp: torch.save(trainer_state, tmp))
+    run.write_state({**run.read_state(), **(extra or {}), "env_steps": env_step, "agent_steps": agent.num_timesteps})
 
 
 def _atomic(path: Path, write: Callable[[Path], object]) -> None:

@@ -59,8 +59,9 @@ def _check_ranges(cfg: Any, prefix: str, ranges: dict[str, _Range]) -> None:
             flag = f"{prefix}{f.name.replace('_', '-')}"
             rule = f"lie in {allowed}" if allowed.high < math.inf else f"be {allowed}"
             default = f.default if f.default is not dataclasses.MISSING else None
-            fix = ("leave it out for the env's preset" if default is None
-                   else f"leave it out for the default ({_show_number(default)})")
+            fix = ("leave it out for the env's preset" if prefix == "--agent." else
+                   "leave it out for the default (25 steps for a synthetic teacher, --queries.clip-seconds for a "
+                   "person)" if f.name == "clip_length" else f"leave it out for the default ({_show_number(default)})")
             each = " (each value)" if isinstance(value, tuple) else ""
             raise PrefrlError(f"{flag} must {rule}{each} (got {_show_number(value)}): {fix}")
 
@@ -95,8 +96,12 @@ class TeacherConfig:
 class QueryConfig:
     """How clips are cut and which pairs are asked about, and when."""
 
-    clip_length: int = 25
-    """Steps in one clip (HalfCheetah: 25 steps = 1.25 s)."""
+    clip_length: int | None = None
+    """Steps in one clip. Default: 25 for synthetic teachers (the length the label-efficiency benchmark was measured
+    with; HalfCheetah 1.25 s); for a person, --queries.clip-seconds of the env's own time (Atari: 25 steps, 1.7 s)."""
+    clip_seconds: float = 1.5
+    """With --teacher human and no --queries.clip-length: how long a clip lasts in the env's time, turned into agent
+    steps from its timestep (Hopper, Walker2d: 8 ms a step, so 188 steps; HalfCheetah: 50 ms, 30 steps)."""
     selection: SelectionKind = "random"
     """How pairs are chosen: random, or where the ensemble disagrees most (disagreement, entropy)."""
     oversample: int = 10
@@ -116,11 +121,15 @@ class QueryConfig:
     store already holds (research/backflip/README.md, eighth round)."""
     max_open: int = 12
     """With a human teacher: at most this many unanswered queries wait, so the ones shown stay recent."""
+    max_behind: int = 24
+    """With a human teacher and --wait-for-labels: the agent pauses while more questions than this are due or
+    open (the person has fallen behind the schedule), rather than train far ahead on a stale reward."""
 
     def __post_init__(self) -> None:
         _check_ranges(self, "--queries.", {
             "clip_length": POSITIVE, "oversample": POSITIVE, "initial_fraction": UNIT, "initial_steps": NON_NEGATIVE,
-            "decay": POSITIVE, "buffer_clips": POSITIVE, "reference_fraction": UNIT, "max_open": POSITIVE})
+            "decay": POSITIVE, "buffer_clips": POSITIVE, "reference_fraction": UNIT, "max_open": POSITIVE,
+            "clip_seconds": POSITIVE, "max_behind": NON_NEGATIVE})
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,9 @@ class RewardModelConfig:
     """Assumed chance that the teacher answers at random (the paper's 10%)."""
     bootstrap: bool = True
     """Train each member on its own bootstrap sample of the labels."""
+    background: bool = True
+    """Fit on a thread beside PPO (a copy of the model; the agent takes the new weights between rollouts), except
+    before RL starts and before the final chunk, where the loop waits for the fit. Off: every fit blocks the agent."""
 
     def __post_init__(self) -> None:
         _check_ranges(self, "--reward-model.", {
@@ -212,6 +224,10 @@ class TrainConfig:
     """Name stored with a person's labels (default: the login name)."""
     window: bool = True
     """With --teacher human: open the comparison window (else label from another terminal: prefrl label)."""
+    wait_for_labels: bool = True
+    """With --teacher human: wait for the person where the loop must: for the initial labels before RL starts, when
+    they fall behind by more than --queries.max-behind questions, and for the last answers before the final chunk
+    of RL (so every answer given is trained on). Off: the agent never waits."""
     reward: Literal["learned", "true"] = "learned"
     """Reward the agent optimises: learned from preferences, or the true one (the baseline): the env's own, or
     the scripted score where one is in effect (see --teacher-score)."""
@@ -222,6 +238,9 @@ class TrainConfig:
     seed: int = 0
     out: Path = Path("runs/latest")
     """Run directory."""
+    store: str | None = None
+    """Preference store: a postgresql://user@host/db URL (the run is named by --out's directory name, or
+    ?run=NAME), shared by trainers and labellers on many machines. Default: RUN/prefs.sqlite."""
     device: Device = "auto"
     """auto: reward model on CUDA when present; MLP policies stay on the CPU, where they are faster."""
     resume: bool = False
@@ -273,6 +292,18 @@ class TrainConfig:
         return self.env
 
     @property
+    def clip_steps(self) -> int:
+        """Agent steps in one clip, as the run was prepared with (see --queries.clip-length)."""
+        if self.queries.clip_length is None:
+            raise PrefrlError("the clip length is set when a run is prepared (RunDir.prepare, as prefrl train does)")
+        return self.queries.clip_length
+
+    @property
+    def waits_for_person(self) -> bool:
+        """A person answers, and the loop waits for them where it must (--wait-for-labels)."""
+        return self.teacher == "human" and self.wait_for_labels and self.asks_for_labels
+
+    @property
     def initial_labels(self) -> int:
         return round(self.labels * self.queries.initial_fraction) if self.asks_for_labels else 0
 
@@ -286,7 +317,7 @@ class TrainConfig:
         """Env steps of the initial random policy: enough fresh clips for every initial label, with a margin."""
         if self.initial_labels == 0:
             return 0
-        return self.queries.initial_steps or round(2.4 * self.initial_labels * self.queries.clip_length)
+        return self.queries.initial_steps or round(2.4 * self.initial_labels * (self.queries.clip_length or 25))
 
     def to_json(self) -> str:
         return json.dumps(_jsonable(dataclasses.asdict(self)), indent=2)

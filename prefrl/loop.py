@@ -1,9 +1,9 @@
 """The RLHF loop of Christiano et al. (2017), in one function whose stages are named.
 
     1. clips of the initial random policy are labelled and the reward model is fitted to them;
-    2. the agent (PPO) learns on the learned reward, in chunks; after each chunk a label round:
+    2. the agent (PPO) learns on the learned reward, in chunks; after each chunk but the last, a label round:
        a. new clips are paired and asked about, as the label schedule says,
-       b. the teacher answers (through the store),
+       b. the teacher answers (through the store; a person is waited for where the loop must),
        c. the reward model is refitted on every label so far;
     3. the final agent is scored on the true reward, and a report and a video are written.
 
@@ -54,20 +54,21 @@ def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
         if window is not None and prefs is not None and prefs.teacher is None and cfg.window:
             stack.enter_context(window(run.path, cfg.labeler))
 
-        # Stage 1: clips of the initial random policy, labelled before RL starts. A store imported before the
-        # run (`prefrl import`) is learned from too; the label budget counts only the questions this run asks.
+        # Stage 1: clips of the initial random policy, labelled before RL starts (a person is waited for). A store
+        # imported before the run (`prefrl import`) is learned from too; the budget counts only what this run asks.
         if prefs is not None and not s.resumed:
             s.collect_random(cfg.random_steps)
-            s.stats = prefs.round(step=0, env_step=wrapper.env_step)
+            s.label_round()
             s.log()
             s.checkpoint()
 
-        # Stage 2: the agent learns on the learned reward, in chunks; a label round after each.
-        while wrapper.env_step < cfg.steps:
+        # Stage 2: the agent learns on the learned reward, in chunks; a label round after each but the last, which
+        # trains on every answer given (a person who falls far behind pauses the agent).
+        while wrapper.env_step < cfg.steps and not s.stop_requested():
             before = wrapper.env_step
             s.learn(min(s.chunk, cfg.steps - before))
-            if prefs is not None:
-                s.stats = prefs.round(step=s.agent.num_timesteps, env_step=wrapper.env_step) or s.stats
+            if wrapper.env_step < cfg.steps:
+                s.label_round(last=wrapper.env_step + s.chunk >= cfg.steps)
             s.log(s.score() if s.eval_due(before) else float("nan"))
             s.checkpoint()
 
@@ -76,8 +77,9 @@ def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
         summary = {"env": cfg.env, "reward": cfg.reward, "teacher": cfg.teacher, "seed": cfg.seed,
                    "env_steps": wrapper.env_step, "labels": s.labels(), "final_true_return": final,
                    "wall_s": round(s.elapsed(), 1)}
-        run.write_state({**run.read_state(), "summary": summary})
-        write_report(run, title=f"{cfg.env}: {cfg.reward} reward")
+        run.write_state({**run.read_state(), "summary": summary, "timers": s.timers.seconds,
+                         "wall_s": summary["wall_s"]})
+        write_report(run, f"{cfg.env}: {cfg.reward} reward", prefs.store if prefs is not None else None)
         if cfg.video_steps > 0:
             _video(s)
         return TrainResult(run.path, wrapper.env_step, s.labels(), final, round(s.elapsed(), 1))

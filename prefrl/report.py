@@ -1,8 +1,9 @@
-"""A run's report: learning curves (true return, predicted return, labels) as report.png."""
+"""A run's report: learning curves as report.png; the summary, the labellers' pace and agreement as report.md."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -10,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from prefrl.core.store import Store  # noqa: E402
+from prefrl.core.timing import STAGES  # noqa: E402
 from prefrl.run_dir import RunDir  # noqa: E402
 
 
@@ -38,5 +41,50 @@ def plot_runs(runs: dict[str, list[dict[str, float]]], path: Path, title: str) -
     plt.close(fig)
 
 
-def write_report(run: RunDir, title: str) -> None:
+def write_report(run: RunDir, title: str, store: Store | None = None) -> None:
+    """report.png (learning curves) and report.md (the run's summary; with a store, each labeller's pace and the
+    agreement of queries answered twice)."""
     plot_runs({run.path.name: run.read_metrics()}, run.path / "report.png", title)
+    summary = run.read_state().get("summary", {})
+    lines = [f"# {title}", "", "| env steps | labels | final true return | wall s |", "|---|---|---|---|",
+             f"| {summary.get('env_steps', '–')} | {summary.get('labels', '–')} | "
+             f"{summary.get('final_true_return', float('nan')):.1f} | {summary.get('wall_s', '–')} |", "",
+             "![learning curves](report.png)", ""]
+    lines += timing_lines(run.read_state())
+    if store is not None:
+        lines += labeller_lines(store)
+    (run.path / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def timing_lines(state: dict[str, Any]) -> list[str]:
+    """Markdown: seconds per stage of the loop (prefrl.core.timing), and each one's share of the run's wall time."""
+    seconds, wall = state.get("timers"), float(state.get("wall_s") or state.get("summary", {}).get("wall_s") or 0)
+    if not seconds or wall <= 0:
+        return []
+    out = ["## Where the time went", "", f"Wall time {wall:.0f} s.", "", "| stage | seconds | share of wall |",
+           "|---|---|---|"]
+    for stage, what in STAGES.items():
+        if seconds.get(stage, 0) > 0:
+            out.append(f"| {what} | {seconds[stage]:.1f} | {seconds[stage] / wall:.0%} |")
+    return out + [""]
+
+
+def labeller_lines(store: Store) -> list[str]:
+    """Markdown: per labeller, labels given, median seconds from being shown a query to answering it, and labels
+    per hour at that pace; then how often two labellers of the same query agreed."""
+    labels = store.labels()
+    if not labels:
+        return []
+    times = store.answer_times()
+    out = ["## Labellers", "", "| labeller | labels | median s / label | labels / hour |", "|---|---|---|---|"]
+    for name in sorted({lab.labeler for lab in labels}):
+        n = sum(lab.labeler == name for lab in labels)
+        t = [x for x in times.get(name, []) if x >= 0]
+        median = float(np.median(t)) if t else float("nan")
+        pace = f"{median:.1f} | {3600 / median:.0f}" if t and median > 0 else "– | –"
+        out.append(f"| {name} | {n} | {pace} |")
+    checks = store.checks()
+    if checks:
+        agree = np.mean([a.answer == b.answer for a, b in checks])
+        out += ["", f"Queries answered by two labellers: {len(checks)}; they agreed on {agree:.0%}."]
+    return out + [""]

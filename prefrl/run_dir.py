@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from prefrl.config import TrainConfig
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import open_store
 from prefrl.errors import PrefrlError
 from prefrl.gym.environments import make_env
+from prefrl.gym.render import clip_steps
 
 DEFAULT_ENV = "HalfCheetah-v5"
 
@@ -78,10 +79,13 @@ class RunDir:
                               "or choose another --out")
         # A store with no run yet came from `prefrl import`: it names the env, and refuses another before
         # config.json is written (a refusal after it would leave the directory claimed by the wrong env).
-        imported = PreferenceStore(run.store, env_id=cfg.env).env_id if run.store.exists() else None
+        known = run.store.exists() or cfg.store and cfg.env
+        imported = open_store(run.path, cfg.store, cfg.env).env_id if known else None
         cfg = dataclasses.replace(cfg, env=cfg.env or imported or DEFAULT_ENV, out=run.path)
-        make_env(cfg.env_id).close()  # an unknown env id fails here, before anything is written
-        return run, cfg
+        env = make_env(cfg.env_id)  # an unknown env id fails here, before anything is written
+        clip = cfg.queries.clip_length or clip_steps(env, cfg.teacher == "human", cfg.queries.clip_seconds)
+        env.close()
+        return run, dataclasses.replace(cfg, queries=dataclasses.replace(cfg.queries, clip_length=clip))
 
     @classmethod
     def prepare(cls, cfg: TrainConfig) -> tuple[RunDir, TrainConfig]:
@@ -100,10 +104,14 @@ class RunDir:
         write_atomic(self.state, json.dumps(state, indent=2))
 
     def append_metrics(self, row: dict[str, float]) -> None:
-        new = not self.metrics.exists()
+        """One row of metrics.csv; a run resumed from a file with other columns keeps the file's columns."""
+        header = None
+        if self.metrics.exists():
+            with self.metrics.open(newline="") as f:
+                header = next(csv.reader(f), None)
         with self.metrics.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
+            w = csv.DictWriter(f, fieldnames=header or list(row), extrasaction="ignore", restval="")
+            if header is None:
                 w.writeheader()
             w.writerow(row)
 

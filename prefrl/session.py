@@ -6,6 +6,7 @@ reward is learned) and the run's metrics; it checkpoints, scores and closes them
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,14 +27,16 @@ from tqdm import tqdm
 from prefrl import checkpoint
 from prefrl.config import AgentConfig, TrainConfig
 from prefrl.core.data import Clip
-from prefrl.core.labels import Preferences
+from prefrl.core.labels import FINAL, Preferences
+from prefrl.core.reward.background import BackgroundFitter
 from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.model import RewardModel
 from prefrl.core.reward.trainer import RewardStats, RewardTrainer
 from prefrl.core.schedule import LabelSchedule
 from prefrl.core.selection import make_selector
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import Store, open_store
 from prefrl.core.teachers import ScriptedTeacher
+from prefrl.core.timing import Timers
 from prefrl.errors import PrefrlError
 from prefrl.gym.agent import make_agent, policy_device, resolve_agent_config, resolve_device
 from prefrl.gym.environments import env_has_true_reward, episode_limit, make_env, score_functions
@@ -60,6 +64,7 @@ class Session:
     episode_score: Callable[[Clip], float] | None
     resumed: bool
     bar: tqdm
+    timers: Timers = field(default_factory=Timers)
     t_start: float = field(default_factory=time.time)
     stats: RewardStats | None = None
 
@@ -88,35 +93,52 @@ class Session:
             model = checkpoint.load_reward_model(cfg.reward_from, venv.observation_space, venv.action_space, device)
         elif cfg.reward == "learned":
             model = make_reward_model(venv.observation_space, venv.action_space, cfg.reward_model).to(device)
-        recorder = ClipRecorder(venv.num_envs, cfg.queries.clip_length, cfg.queries.buffer_clips,
+        recorder = ClipRecorder(venv.num_envs, cfg.clip_steps, cfg.queries.buffer_clips,
                                 absorbing=cfg.absorbing) if cfg.asks_for_labels else None
         absorbing = model.absorbing_reward if model is not None and cfg.absorbing else None
         wrapper = RewardVecEnvWrapper(venv, model.reward if model is not None else None, recorder, absorbing,
                                       gamma=agent_cfg.gamma or 0.99, horizon=horizon, true_score=step_score)
         state = run.read_state()
         resumed = "env_steps" in state
+        timers = Timers(state.get("timers"))  # a resumed run adds to its totals
+        wrapper.timers = timers
         outer, agent = _agent(cfg, agent_cfg, run, wrapper)
         agent.set_logger(configure_logger(str(run.tensorboard), ["tensorboard"]))
         wrapper.env_step = int(state.get("env_steps", 0))
-        store = PreferenceStore(run.store, env_id=env_id) if recorder is not None else None
+        store = open_store(run.path, cfg.store, env_id) if recorder is not None else None
         prefs = None
         if store is not None and recorder is not None and model is not None:
             _check_store_clips(store, cfg)
-            trainer = RewardTrainer(model, cfg.reward_model, rng)
-            checkpoint.restore_reward_training(run, model, trainer)
-            horizon_steps = cfg.steps - cfg.random_steps
+            # In the background, the trainer fits a copy (with its own random stream: it runs on another thread);
+            # the agent's reward and pair selection read `model`, which takes the copy's weights between rollouts.
+            background = cfg.reward_model.background
+            fitted = copy.deepcopy(model) if background else model
+            trainer_rng = np.random.default_rng([cfg.seed, 1]) if background else rng
+            trainer = RewardTrainer(fitted, cfg.reward_model, trainer_rng)
+            checkpoint.restore_reward_training(run, fitted, trainer)
+            if background:
+                model.load_state_dict(fitted.state_dict())  # type: ignore[attr-defined]
+            # Every question is asked by the last label round, before the final chunk of RL, so none goes unused
+            # (a budget of one chunk asks all of them up front).
+            random_steps = math.ceil(cfg.random_steps / venv.num_envs) * venv.num_envs
+            horizon_steps = cfg.steps - random_steps - _chunk(cfg, agent_cfg, venv.num_envs)
+            initial = cfg.initial_labels if horizon_steps > 0 else cfg.labels
             prefs = Preferences(
                 store=store, trainer=trainer, source=recorder, rng=rng,
-                schedule=LabelSchedule(total=cfg.labels, initial=cfg.initial_labels, horizon=horizon_steps,
-                                       t0=max(1.0, cfg.queries.decay * horizon_steps)),
+                schedule=LabelSchedule(total=cfg.labels, initial=initial, horizon=max(1, horizon_steps),
+                                       t0=max(1.0, cfg.queries.decay * max(1, horizon_steps))),
                 selector=make_selector(cfg.queries.selection, model, cfg.queries.oversample),
                 teacher=None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng),
-                max_open=cfg.queries.max_open if human else None, reference_fraction=cfg.queries.reference_fraction)
+                max_open=cfg.queries.max_open if human else None, reference_fraction=cfg.queries.reference_fraction,
+                background=BackgroundFitter(model, trainer, timers) if background else None, timers=timers)
+        if prefs is not None and human:
+            prefs.reset_person()  # a choice made in an earlier session of this run (go on without me, stop) lapses
         if human and hasattr(os, "nice"):
             os.nice(5)  # a person's time is the scarce one: rendering and the window get the CPU before the agent
         bar = tqdm(total=cfg.steps, initial=wrapper.env_step, unit="step", disable=not cfg.progress,
                    desc=f"{env_id} ({cfg.reward} reward)")
-        session = cls(cfg, run, agent_cfg, wrapper, outer, agent, model, prefs, rng, episode_score, resumed, bar)
+        session = cls(cfg, run, agent_cfg, wrapper, outer, agent, model, prefs, rng, episode_score, resumed, bar,
+                      timers, time.time() - float(state.get("wall_s", 0.0)))
         try:
             yield session
         finally:
@@ -128,22 +150,64 @@ class Session:
     # -- what train() calls -------------------------------------------------------------------------------
     @property
     def chunk(self) -> int:
-        """Env steps of RL between label rounds: `update_every` (default a 30th of the budget), in whole rollouts."""
-        rollout = (self.agent_cfg.n_steps or 1) * self.wrapper.num_envs
-        every = self.cfg.update_every or self.cfg.steps // 30
-        return max(rollout, math.ceil(every / rollout) * rollout)
+        return _chunk(self.cfg, self.agent_cfg, self.wrapper.num_envs)
+
+    def label_round(self, last: bool = False) -> None:
+        """Ask what the schedule wants by now (in the last round, the rest of the budget), let the teacher answer,
+        refit. With a person and --wait-for-labels, then wait until at most --queries.max-behind questions are due
+        or open (none in the last round and before RL starts), and refit on the answers."""
+        prefs = self.prefs
+        if prefs is None:
+            return
+        step, env_step = FINAL if last else self.agent.num_timesteps, self.wrapper.env_step
+        behind = 0 if last or step == 0 else self.cfg.queries.max_behind
+        if prefs.person_left():
+            return  # "go on without me": nobody will answer; the reward stays as the labels so far made it
+        # before RL starts and before the final chunk the fit is waited for; between chunks it runs beside PPO
+        self.stats = prefs.round(step, env_step, wait=last or step == 0) or self.stats
+        if self.cfg.waits_for_person and prefs.wait_for_person(step, env_step, behind, on_wait=self._waiting):
+            self.stats = prefs.refit(wait=last or step == 0) or self.stats
+
+    def stop_requested(self) -> bool:
+        """The person chose "stop the run" in the window."""
+        return self.prefs is not None and self.prefs.person_choice() == "stop"
+
+    def _waiting(self, answered: int, need: int) -> None:
+        self.bar.set_description_str(f"waiting for your labels: {answered} of {need}")
+        log.info("waiting for your labels: %d of %d", answered, need)
 
     def learn(self, steps: int) -> None:
-        self.agent.learn(steps, reset_num_timesteps=False, callback=_Progress(self.bar))
+        """PPO on the current reward for `steps` env steps. Its time is split into the policy's update and, within
+        the rollouts, env stepping, reward inference and clip recording (timed by the wrapper) and the rest:
+        the policy's inference and SB3's bookkeeping."""
+        inside = ("env", "reward_inference", "clip_recording")
+        before = sum(self.timers.seconds[k] for k in inside)
+        fitter = self.prefs.background if self.prefs is not None else None
+        progress = _Progress(self.bar, fitter.swap if fitter is not None else None)
+        start = time.perf_counter()
+        self.agent.learn(steps, reset_num_timesteps=False, callback=progress)
+        total = time.perf_counter() - start
+        self.timers.add("policy_update", total - progress.rollout_s)
+        self.timers.add("policy_inference", progress.rollout_s - (sum(self.timers.seconds[k] for k in inside) - before))
 
     def collect_random(self, steps: int) -> None:
-        """Act uniformly at random for `steps` env steps (all copies together), recording clips."""
+        """Act uniformly at random for `steps` env steps (all copies together), recording clips; longer if that
+        many steps gave too few clips for the initial questions (episodes shorter than a clip's multiple lose
+        their tail), up to 10 times as long."""
         space, w = self.wrapper.action_space, self.wrapper
         space.seed(int(self.rng.integers(2**31)))
         w.reset()
-        for _ in range(math.ceil(steps / w.num_envs)):
+        w.timers = None  # the random policy's steps are one stage of their own
+        start = time.perf_counter()
+        want = 2 * (self.prefs.due(0) if self.prefs is not None else 0) + 2
+        recorder = w.recorder
+        for k in range(10 * math.ceil(steps / w.num_envs)):
+            if k >= math.ceil(steps / w.num_envs) and (recorder is None or len(recorder.clips) >= want):
+                break
             w.step(np.stack([space.sample() for _ in range(w.num_envs)]))
-        self.bar.update(steps)
+        self.bar.update(w.env_step - self.bar.n)
+        self.timers.add("random_policy", time.perf_counter() - start)
+        w.timers = self.timers
 
     def eval_due(self, before: int) -> bool:
         """Whether the chunk that started at env step `before` crossed a multiple of `eval_every`."""
@@ -152,12 +216,24 @@ class Session:
 
     def score(self) -> float:
         """The deterministic policy's mean true return (or task score) over fresh evaluation episodes."""
-        return evaluate_agent(self.agent, self.outer, self.cfg.env_id, self.cfg.eval_episodes,
-                              seed=self.cfg.seed + 10_000, score=self.episode_score)
+        with self.timers("evaluation"):
+            return evaluate_agent(self.agent, self.outer, self.cfg.env_id, self.cfg.eval_episodes,
+                                  seed=self.cfg.seed + 10_000, score=self.episode_score)
 
     def checkpoint(self) -> None:
-        checkpoint.save(self.run, self.agent, self.outer, self.model,
-                        self.prefs.trainer if self.prefs is not None else None, self.wrapper.env_step)
+        """Save what the run has learned, with its step count, stage timers and wall time (see prefrl.checkpoint)."""
+        with self.timers("checkpoint"):
+            checkpoint.save(self.run, self.agent, self.outer, self._reward_state(), self.wrapper.env_step,
+                            extra={"timers": self.timers.seconds, "wall_s": round(self.elapsed(), 1)})
+
+    def _reward_state(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(model weights, trainer state) to checkpoint: a background fit's last completed one, not one mid-fit."""
+        prefs = self.prefs
+        if prefs is None:
+            return None
+        if prefs.background is not None:
+            return prefs.background.saved_state()
+        return prefs.trainer.model.state_dict(), prefs.trainer.state_dict()  # type: ignore[attr-defined]
 
     def elapsed(self) -> float:
         return time.time() - self.t_start
@@ -179,11 +255,19 @@ class Session:
             "rm_val_loss": s.val_loss if s else math.nan,
             "rm_l2": s.l2 if s else math.nan,
             "eval_return": eval_return,
+            **self.timers.columns(),
         }
         self.run.append_metrics(row)
         for k, v in row.items():
             self.agent.logger.record(f"prefrl/{k}", v)
         self.agent.logger.dump(self.wrapper.env_step)
+
+
+def _chunk(cfg: TrainConfig, agent_cfg: AgentConfig, n_envs: int) -> int:
+    """Env steps of RL between label rounds: `update_every` (default a 30th of the budget), in whole rollouts."""
+    rollout = (agent_cfg.n_steps or 1) * n_envs
+    every = cfg.update_every or cfg.steps // 30
+    return max(rollout, math.ceil(every / rollout) * rollout)
 
 
 def _check_teacher(cfg: TrainConfig, render_modes: list[str], has_reward: bool, step_score: object) -> None:
@@ -196,12 +280,12 @@ def _check_teacher(cfg: TrainConfig, render_modes: list[str], has_reward: bool, 
                           "add 'rgb_array' to its metadata['render_modes'] and render(), or use a synthetic --teacher")
 
 
-def _check_store_clips(store: PreferenceStore, cfg: TrainConfig) -> None:
+def _check_store_clips(store: Store, cfg: TrainConfig) -> None:
     """Clips already in the store (imported, or from before a resume) must be as long as this run's."""
     lengths = store.clip_lengths()
-    if lengths and lengths != {cfg.queries.clip_length}:
+    if lengths and lengths != {cfg.clip_steps}:
         raise PrefrlError(f"the store {store.path} holds clips of {sorted(lengths)} steps, this run cuts clips of "
-                          f"{cfg.queries.clip_length}: pass --queries.clip-length {min(lengths)}, or use a new --out")
+                          f"{cfg.clip_steps}: pass --queries.clip-length {min(lengths)}, or use a new --out")
 
 
 def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir,
@@ -215,9 +299,22 @@ def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir,
 
 
 class _Progress(BaseCallback):
-    def __init__(self, bar: tqdm) -> None:
+    """Moves the progress bar, and times PPO's rollouts (the rest of `learn` is the policy's update)."""
+
+    def __init__(self, bar: tqdm, between_rollouts: Callable[[], object] | None = None) -> None:
         super().__init__()
         self.bar = bar
+        self.between_rollouts = between_rollouts
+        self.rollout_s = 0.0
+        self._start = 0.0
+
+    def _on_rollout_start(self) -> None:
+        if self.between_rollouts is not None:  # the agent takes a finished background fit's weights here
+            self.between_rollouts()
+        self._start = time.perf_counter()
+
+    def _on_rollout_end(self) -> None:
+        self.rollout_s += time.perf_counter() - self._start
 
     def _on_step(self) -> bool:
         self.bar.update(self.training_env.num_envs)

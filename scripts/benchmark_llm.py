@@ -1,10 +1,12 @@
 """Gain ratio of the LLM adapter on the letter task: (S_learned - S_base) / (S_true - S_base).
 
-Both arms use the same SFT model, RL steps, beta and seed; the learned arm gets at most `labels` oracle labels. A
-control arm trains the reward model on shuffled labels (each query's answer replaced by a random one), which should
-recover little of the gain. Appends one raw JSON row per seed and arm to docs/benchmark-results-llm.jsonl.
+Each seed runs `prefrl llm demo` with the control arm: one SFT model, then RL on the true score, on learned rewards
+(at most `labels` oracle labels) and on a reward model fitted to random labels (the control), all with the same RL
+steps, beta and seed. Appends one raw JSON row per seed and arm (learned, shuffled) to
+docs/benchmark-results-llm.jsonl; `python scripts/benchmark_tables.py` turns them into the table of
+docs/benchmarks.md.
 
-    python scripts/benchmark_llm.py --seeds 0 1 2 --labels 300 --steps 60
+    nice python scripts/benchmark_llm.py --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -12,63 +14,49 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import torch
 import tyro
 
-from prefrl.config import TeacherConfig
-from prefrl.llm import tasks
-from prefrl.llm.cli import gain_ratio
-from prefrl.llm.loop import TextTrainConfig, evaluate, load_score, train_text
-from prefrl.llm.model import build_tiny_model, load_policy
-from prefrl.llm.sft import SftConfig, run_sft
+from prefrl.llm.cli import DemoArgs, demo
 
 
 @dataclass(frozen=True)
 class Args:
     seeds: tuple[int, ...] = (0, 1, 2)
-    labels: int = 300
-    steps: int = 60
-    beta: float = 0.05
-    sft_steps: int = 150
+    labels: int = DemoArgs.labels
+    steps: int = DemoArgs.steps
+    beta: float = DemoArgs.beta
+    sft_steps: int = DemoArgs.sft_steps
     out: Path = Path("runs/benchmark-llm")
     results: Path = Path("docs/benchmark-results-llm.jsonl")
-    control: bool = True
-    """Also run the shuffled-labels control (a teacher that answers at random: TeacherConfig epsilon=0.5)."""
+    threads: int = 1
+    """torch threads (the runs are small; one thread each leaves the other cores to other work)."""
 
 
 def main(args: Args) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
     for seed in args.seeds:
-        t0 = time.time()
-        root = args.out / f"seed{seed}"
-        rng = np.random.default_rng(seed)
-        data = tasks.write_jsonl(root / "demos.jsonl", tasks.demos(4000, rng))
-        prompts = tasks.write_jsonl(root / "prompts.jsonl", [{"prompt": p} for p in tasks.prompts(512, rng)])
-        sft = run_sft(data, build_tiny_model(root / "base", seed=seed), root / "sft",
-                      SftConfig(steps=args.sft_steps, seed=seed, device="cpu"))
-        cfg = TextTrainConfig(model=sft.out, prompts=prompts, labels=args.labels, steps=args.steps, beta=args.beta,
-                              seed=seed, device="cpu")
-        policy, tok = load_policy(sft.out, "cpu")
-        eval_prompts = tasks.prompts(cfg.eval_prompts, np.random.default_rng(seed + 10_000))
-        base = evaluate(policy, tok, eval_prompts, load_score(cfg.teacher_score), cfg.max_completion_tokens)
-        true = train_text(replace(cfg, out=root / "true", reward="true"))["final_score"]
-        arms = {"learned": replace(cfg, out=root / "learned")}
-        if args.control:  # a "mistake" teacher with epsilon 0.5 flips a fair coin: labels carry no information
-            arms["shuffled"] = replace(cfg, out=root / "shuffled", teacher="mistake",
-                                       teacher_params=TeacherConfig(epsilon=0.5))
-        for arm, arm_cfg in arms.items():
-            s = train_text(arm_cfg)
-            row = {"task": "letters", "arm": arm, "seed": seed, "labels": s["labels"], "steps": args.steps,
-                   "beta": args.beta, "base_score": base, "true_score": true, "learned_score": s["final_score"],
-                   "gain_ratio": gain_ratio(base, s["final_score"], true), "seconds": round(time.time() - t0, 1),
-                   "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            args.results.parent.mkdir(parents=True, exist_ok=True)
-            with args.results.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            logging.info("%s", row)
+        demo_args = DemoArgs(out=args.out / f"seed{seed}", labels=args.labels, steps=args.steps, beta=args.beta,
+                             sft_steps=args.sft_steps, seed=seed, control=True)
+        s = demo(demo_args)
+        cfg = demo_args.train_config(Path("-"), Path("-"))
+        common = {"task": "letters", "seed": seed, "steps": s["steps"], "beta": s["beta"], "budget": args.labels,
+                  "num_generations": cfg.num_generations, "lr": cfg.lr, "sft_steps": args.sft_steps,
+                  "base_score": s["base_score"], "true_score": s["true_score"], "seconds": s["seconds"],
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        rows = [{**common, "arm": "learned", "labels": s["labels"], "learned_score": s["learned_score"],
+                 "gain_ratio": s["gain_ratio"]},
+                {**common, "arm": "shuffled", "labels": s["control_labels"], "learned_score": s["control_score"],
+                 "gain_ratio": s["control_gain_ratio"]}]
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        with args.results.open("a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        logging.info("seed %d: gain ratio %.2f (learned), %.2f (control); %s", seed, s["gain_ratio"],
+                     s["control_gain_ratio"], {k: v for k, v in s.items() if k != "samples"})
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ CASES: list[tuple[str, Spoil, Callable[[Files], list[str]], str]] = [
     ("config: wrong type", _config(lambda c: json.dumps({**c, "steps": "ten"})), _resume,
      "config.json: 'steps' must be an integer, got \"ten\": edit or delete"),
     ("config: wrong nested type", _config(_nested("queries", "clip_length", 2.5)), _resume,
-     "'queries.clip_length' must be an integer, got 2.5"),
+     "'queries.clip_length' must be an integer or null, got 2.5"),
     ("config: wrong literal", _config(lambda c: json.dumps({**c, "teacher": "oracel"})), _resume,
      "'teacher' must be one of \"oracle\""),
     ("config: list of the wrong items", _config(_nested("agent", "net_arch", [64, "x"])), _resume,
@@ -251,7 +251,8 @@ OPTIONS = [
     ("--reward-model.random-answer", "-0.5", "must lie in [0, 1)"),
     ("--queries.oversample", "0", "must be positive"),
     ("--queries.max-open", "0", "must be positive"),
-    ("--queries.clip-length", "0", "must be positive (got 0): leave it out for the default (25)"),
+    ("--queries.clip-length", "0", "must be positive (got 0): leave it out for the default (25 steps for a "
+                                   "synthetic teacher, --queries.clip-seconds for a person)"),
     ("--queries.buffer-clips", "0", "must be positive"),
     ("--queries.decay", "0", "must be positive"),
     ("--queries.initial-fraction", "1.5", "must lie in [0, 1]"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from prefrl.core.data import Answer
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import PreferenceStore, open_store
 from tests.conftest import make_clip
 
 STEPS, LABELS = 24_576, 80
@@ -48,6 +48,9 @@ def test_run_killed_at_random_moments_ends_with_exactly_its_label_budget(tmp_pat
     for attempt in range(12):
         delay = float(rng.uniform(0.5, 4.0)) if kills < 4 else 600.0
         code = _run_until_killed(out, delay)
+        if not (out / "prefs.sqlite").exists():  # killed before the run opened its store: nothing to lose yet
+            kills += code is None
+            continue
         store = PreferenceStore(out / "prefs.sqlite")
         now = [(lab.id, lab.answer.value) for lab in store.labels()]
         assert now[: len(seen)] == seen, "a label given before a kill was lost or changed"
@@ -67,9 +70,10 @@ def test_run_killed_at_random_moments_ends_with_exactly_its_label_budget(tmp_pat
     assert state["summary"]["labels"] == LABELS
 
 
-def _labeller(path: str, name: str, queue: "mp.Queue[tuple[str, int, int]]", start: "mp.synchronize.Barrier") -> None:
+def _labeller(run: str, url: str | None, name: str, queue: "mp.Queue[tuple[str, int, int]]",
+              start: "mp.synchronize.Barrier") -> None:
     """Claims and answers queries until none is open; reports every label it was told it wrote."""
-    store = PreferenceStore(path)
+    store = open_store(Path(run), url)
     rng = np.random.default_rng(int(name[-1]))
     start.wait()
     while True:
@@ -82,15 +86,15 @@ def _labeller(path: str, name: str, queue: "mp.Queue[tuple[str, int, int]]", sta
         queue.put((name, q.id, label_id))
 
 
-def test_four_labellers_at_once_give_each_query_one_standing_label_and_lose_none(tmp_path, rng):
-    path = tmp_path / "prefs.sqlite"
-    store = PreferenceStore(path, env_id="E-v0")
+def test_four_labellers_at_once_give_each_query_one_standing_label_and_lose_none(tmp_path, rng, store_url):
+    store = open_store(tmp_path, store_url, env_id="E-v0")  # on each backend
     ids = [store.add_clip(make_clip(rng)) for _ in range(20)]
     queries = [store.add_query(ids[k % 20], ids[(k + 1) % 20], env_step=k) for k in range(400)]
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()
     start = ctx.Barrier(4)
-    procs = [ctx.Process(target=_labeller, args=(str(path), f"person{k}", results, start)) for k in range(4)]
+    procs = [ctx.Process(target=_labeller, args=(str(tmp_path), store_url, f"person{k}", results, start))
+             for k in range(4)]
     for p in procs:
         p.start()
     got = []

@@ -59,7 +59,8 @@ def test_config_round_trips_through_json(tmp_path):
     cfg = TrainConfig(env="prefrl/PointReach-v0", steps=123, out=tmp_path)
     again = TrainConfig.from_json(cfg.to_json())
     assert again == cfg
-    assert json.loads(cfg.to_json())["queries"]["clip_length"] == 25
+    assert json.loads(cfg.to_json())["queries"]["clip_length"] is None  # set from the env when the run is prepared
+    assert json.loads(cfg.to_json())["reward_model"]["background"] is True
 
 
 def test_reward_model_of_another_env_is_refused(tmp_path):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from prefrl.checkpoint import load_reward_model
 from prefrl.config import TrainConfig
 from prefrl.gym.environments import make_env
 from prefrl.loop import train
@@ -61,14 +62,16 @@ def test_halfcheetah_preferences_reach_80_percent_of_true_reward(tmp_path):
 
 
 def test_absorbing_state_teaches_an_agent_to_stay_alive(tmp_path):
-    """On the ledge the only thing that matters is not terminating. The learned reward of every real step is
-    alike, so without the absorbing state a zero-mean reward gives the agent nothing to go on."""
-    common = dict(env="tests.factories:make_ledge", steps=6_000, labels=80, seed=0, video_steps=0,
-                  eval_episodes=20, progress=False)
-    with_absorbing = train(TrainConfig(**common, out=tmp_path / "on"))  # type: ignore[arg-type]
-    without = train(TrainConfig(**common, out=tmp_path / "off", absorbing=False))  # type: ignore[arg-type]
+    """On the ledge the only thing that matters is not terminating. With the absorbing state the labels teach the
+    model that ending the episode is worse than any step, and the agent lasts the whole 100-step episode on every
+    seed. (Without it a zero-mean reward gives survival no value of its own: measured, 5.6 to 100 by seed.)"""
     random_return = _random_policy_return("tests.factories:make_ledge")
     assert random_return < 60
-    assert with_absorbing.final_true_return >= 90, (with_absorbing.final_true_return, random_return)
-    assert with_absorbing.final_true_return > without.final_true_return + 20, (
-        with_absorbing.final_true_return, without.final_true_return)
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}"
+        result = train(TrainConfig(env="tests.factories:make_ledge", steps=6_000, labels=80, seed=seed, out=out,
+                                   video_steps=0, eval_episodes=20, progress=False))
+        assert result.final_true_return >= 90, (seed, result.final_true_return, random_return)
+        env = make_env("tests.factories:make_ledge")
+        model = load_reward_model(out, env.observation_space, env.action_space)
+        assert model.absorbing_reward() < -1.0, model.absorbing_reward()  # ending is worse than a typical step

@@ -113,7 +113,8 @@ def test_text_reward_model_learns_the_letter_task_and_reads_the_prompt(tmp_path:
 def test_train_text_end_to_end(tiny: Path, tmp_path: Path, rng: np.random.Generator) -> None:
     prompts = tasks.write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p} for p in tasks.prompts(16, rng)])
     cfg = TextTrainConfig(model=tiny, prompts=prompts, out=tmp_path / "run", labels=12, steps=2, batch_size=4,
-                          label_every=1, max_completion_tokens=8, eval_prompts=4, device="cpu",
+                          num_generations=2, label_every=1, max_completion_tokens=8, eval_prompts=4,
+                          scale_samples=8, device="cpu",
                           reward_model=RewardModelConfig(hidden=16, max_updates=20, lr=3e-3))
     summary = train_text(cfg)
     assert summary["labels"] > 0 and 0.0 <= summary["final_score"] <= 1.0
@@ -156,10 +157,30 @@ def test_preference_format_round_trip(tmp_path: Path) -> None:
     assert again.read_text() == path.read_text()
 
 
+def test_cli_exports_and_imports_the_preference_format(tmp_path: Path) -> None:
+    from prefrl.interfaces.cli import main
+
+    records = [{"prompt": "letter: a\n", "chosen": "aab", "rejected": "bbb"},
+               {"prompt": "letter: b\n", "chosen": "bbb", "rejected": "aab"}]
+    src = tasks.write_jsonl(tmp_path / "in.jsonl", records)
+    assert main(["import", str(src), str(tmp_path / "run"), "--format", "preference"]) == 0
+    assert PreferenceStore(tmp_path / "run" / "prefs.sqlite").count_labels() == 2
+    out = tmp_path / "out.jsonl"
+    assert main(["export", str(tmp_path / "run"), "--out", str(out), "--format", "preference"]) == 0
+    assert [json.loads(line) for line in out.read_text().splitlines()] == records
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "letter: a\\n", "chosen": "a"}\n')
+    assert main(["import", str(bad), str(tmp_path / "new"), "--format", "preference"]) != 0
+    assert not (tmp_path / "new" / "prefs.sqlite").exists()  # a malformed file changes nothing
+
+
 @pytest.mark.slow
 def test_learned_reward_recovers_most_of_the_true_gain(tmp_path: Path) -> None:
     from prefrl.llm.cli import DemoArgs, demo
 
-    s = demo(DemoArgs(out=tmp_path / "demo", labels=300, steps=60))
-    assert s["true_score"] > s["base_score"] + 0.1
-    assert s["gain_ratio"] > 0.5, s
+    torch.set_num_threads(1)
+    s = demo(DemoArgs(out=tmp_path / "demo"))  # the demo's defaults: 400 labels, 200 RL steps (~3 min on 2 cores)
+    assert s["true_score"] > s["base_score"] + 0.3, s
+    assert s["labels"] <= 400 and s["gain_ratio"] > 0.7, s
+    assert np.mean([x["tuned_score"] for x in s["samples"]]) > np.mean([x["sft_score"] for x in s["samples"]])

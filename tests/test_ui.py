@@ -1,5 +1,6 @@
 """The comparison window, driven by posted pygame events under SDL's dummy video driver."""
 
+import json
 import threading
 import time
 
@@ -8,7 +9,8 @@ import pygame
 import pytest
 
 from prefrl.config import RewardModelConfig
-from prefrl.core.data import Answer
+from prefrl.core.data import Answer, Clip
+from prefrl.core.labels import PERSON_KEY, WAITING_KEY
 from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.trainer import RewardTrainer, rating_pairs
 from prefrl.core.store import PreferenceStore
@@ -17,6 +19,7 @@ from prefrl.gym.render import ClipRenderer, clip_paths, prefetch, save_clip
 from prefrl.gym.vec import make_vec_env
 from prefrl.gym.wrapper import ClipRecorder, RewardVecEnvWrapper
 from prefrl.ui.app import LabelApp
+from prefrl.ui.ranking import bradley_terry, ranking_pairs
 
 ENV = "prefrl/PointReach-v0"
 
@@ -43,8 +46,28 @@ def run_dir(tmp_path):
     return tmp_path
 
 
-def _app(run_dir, labeler="alice", mode="compare"):
-    return LabelApp(run_dir, labeler=labeler, mode=mode, ahead=3, size=(800, 500), render_worker=False)
+def _app(run_dir, labeler="alice", mode="compare", **kw):
+    kw.setdefault("render_worker", False)
+    return LabelApp(run_dir, labeler=labeler, mode=mode, ahead=3, size=(800, 500), **kw)
+
+
+def _text_clip(prompt, completion):
+    return Clip(obs=np.zeros((1, 0), dtype=np.int64), acts=np.zeros((1, 0), dtype=np.float32),
+                true_rewards=np.array([np.nan]), prompt=prompt, completion=completion)
+
+
+@pytest.fixture
+def text_run(tmp_path):
+    """A text run's store: three completions of one prompt in two open queries, then a query on another prompt."""
+    store = PreferenceStore(tmp_path / "prefs.sqlite", env_id="text")
+    prompt = "Write one sentence about the sea."
+    a = [store.add_clip(_text_clip(prompt, c)) for c in
+         ("The sea is wide and grey under a low sky. " * 3, "Waves.", "Salt wind, gulls, and the long tide out.")]
+    b = [store.add_clip(_text_clip("Name a colour.", c)) for c in ("Blue.", "Vermilion, like a lacquered box.")]
+    store.add_query(a[0], a[1], env_step=0)
+    store.add_query(a[1], a[2], env_step=0)
+    store.add_query(b[0], b[1], env_step=0)
+    return tmp_path, a
 
 
 def _until_shown(app, timeout=5.0):
@@ -207,3 +230,161 @@ def test_mujoco_clips_keep_the_agent_in_the_picture_wherever_it_goes():
     # six metres back (where a few backflips take it) the camera has followed: the hopper is as large
     assert hopper_pixels(-6.0) > 0.8 * home
     renderer.close()
+
+
+def test_the_window_says_when_the_run_waits_for_labels(run_dir):
+    store = PreferenceStore(run_dir / "prefs.sqlite")
+    store.set_meta(WAITING_KEY, json.dumps({"answered": 2, "need": 5}))
+    app = _app(run_dir)
+    try:
+        app.step()
+        assert "waiting for your labels: 2 of 5" in app.header()[-1]
+        assert any("waiting for your labels: 2 of 5" in t for t in app.drawn)  # drawn in the header
+        assert app.status()[0] == "waiting for your labels: 2 of 5"  # and in the centre while no pair is shown
+        store.set_meta(WAITING_KEY, "")
+        app._stats_at = 0.0
+        app.step()
+        assert not any("waiting for your labels" in t for t in app.drawn)
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("choice", ["gone", "stop"])
+def test_quitting_a_runs_window_asks_and_writes_the_choice(run_dir, choice):
+    app = _app(run_dir, asks_on_quit=True)
+    store = PreferenceStore(run_dir / "prefs.sqlite")
+    _until_shown(app)
+    _key(pygame.K_LEFT)
+    app.step()
+    _key(pygame.K_q, "q")
+    assert app.step() and app.dialog  # asks instead of closing
+    _key(pygame.K_ESCAPE)
+    assert app.step() and not app.dialog  # "keep labelling"
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    assert app.step() and app.dialog and "Leave labelling?" in app.drawn
+    if choice == "gone":
+        _key(pygame.K_g, "g")
+    else:
+        button = next(b for b in app.buttons if b.action == "stop")
+        pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=button.rect.center))
+    assert app.step() is False
+    app.close()
+    assert store.meta(PERSON_KEY) == choice and app.choice == choice
+    assert store.count_labels() == 1  # nothing answered is lost
+
+
+def test_labels_carry_when_their_pair_was_shown(run_dir):
+    before = time.time()
+    app = _app(run_dir)
+    store = PreferenceStore(run_dir / "prefs.sqlite")
+    try:
+        _until_shown(app)
+        app.step()
+        drawn_at = app.shown_wall
+        time.sleep(0.05)
+        _key(pygame.K_RIGHT)
+        app.step()
+        (label,) = store.labels()
+        assert label.shown == drawn_at and before <= label.shown <= label.created - 0.04
+        assert store.answer_times()["alice"][0] >= 0.04
+    finally:
+        app.close()
+
+
+def test_text_queries_are_shown_without_rendering_and_labelled_by_keys(text_run):
+    run, a = text_run
+    app = _app(run, render_worker=True)  # asked for, but a text store needs none
+    store = PreferenceStore(run / "prefs.sqlite")
+    try:
+        assert app.text and app._worker is None
+        first = _until_shown(app)
+        app.step()
+        assert "Write one sentence about the sea." in app.drawn and "Waves." in app.drawn
+        _key(pygame.K_LEFT)
+        app.step()
+        _until_shown(app)
+        _key(pygame.K_RIGHT)
+        app.step()
+        assert [(lab.query_id, lab.answer) for lab in store.labels()][:1] == [(first.id, Answer.LEFT)]
+        assert [lab.answer for lab in store.labels()] == [Answer.LEFT, Answer.RIGHT]
+        assert all(lab.shown is not None for lab in store.labels())
+        assert not (run / "clips").exists() or not any((run / "clips").iterdir())
+    finally:
+        app.close()
+
+
+def test_text_clips_can_be_rated(text_run):
+    run, _ = text_run
+    app = _app(run, mode="rate")
+    store = PreferenceStore(run / "prefs.sqlite")
+    try:
+        for char, key in (("2", pygame.K_2), ("4", pygame.K_4)):
+            _until_shown(app)
+            _key(key, char)
+            app.step()
+        assert [v for _, v, _ in store.ratings()] == [2.0, 4.0]
+        assert [lab.answer for lab in store.labels()] == [Answer.RIGHT]
+    finally:
+        app.close()
+
+
+def test_a_ranking_of_three_becomes_its_three_comparisons(text_run):
+    run, a = text_run
+    app = _app(run, mode="rank", k=3)
+    store = PreferenceStore(run / "prefs.sqlite")
+    try:
+        deadline = time.time() + 5
+        while not (app.rank_set and app._have(*app.rank_set)) and time.time() < deadline:
+            app.step()
+            time.sleep(0.01)
+        app.step()
+        assert app.rank_set == a  # completions of one prompt only
+        assert any("BT +0.00" in t for t in app.drawn)  # scores shown (no labels yet: all equal)
+        _key(pygame.K_3, "3")
+        app.step()
+        _key(pygame.K_BACKSPACE)  # takes back the pick
+        app.step()
+        assert app.rank_order == []
+        _key(pygame.K_3, "3")
+        app.step()
+        click = app.panels[0].center  # then clip 1 by mouse: the last (clip 2) is implied
+        pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=click))
+        app.step()
+    finally:
+        app.close()
+    order = [a[2], a[0], a[1]]  # best first
+    pairs = store.labelled_pairs()
+    assert len(pairs) == 3
+    won = {(q.left_id, q.right_id) if lab.answer is Answer.LEFT else (q.right_id, q.left_id) for q, lab in pairs}
+    assert won == set(ranking_pairs(order))
+    assert all(lab.shown is not None and lab.labeler == "alice" for _, lab in pairs)
+    assert store.count_pending() == 1  # the two open queries were answered; one new query added for (a0, a2)
+
+
+def test_bradley_terry_orders_clips_as_the_labels_do():
+    comparisons = [(1, 2, 1.0), (2, 3, 1.0), (3, 4, 1.0), (1, 3, 1.0), (4, 2, 0.0), (1, 2, 1.0), (3, 2, 0.0)]
+    s = bradley_terry(comparisons)
+    assert s[1] > s[2] > s[3] > s[4]
+    ties = bradley_terry([(5, 6, 0.5), (6, 5, 0.5)])
+    assert abs(ties[5] - ties[6]) < 1e-9 and abs(ties[5]) < 1e-9
+    once = bradley_terry([(7, 8, 1.0)])
+    assert 0 < once[7] < 2 and once[8] == pytest.approx(-once[7])  # the prior keeps an unbeaten clip finite
+
+
+def test_env_clips_can_be_ranked_too(run_dir):
+    app = _app(run_dir, mode="rank", k=4)
+    store = PreferenceStore(run_dir / "prefs.sqlite")
+    first_two = store.pending_queries(limit=2)
+    try:
+        deadline = time.time() + 5
+        while not (app.rank_set and app._have(*app.rank_set)) and time.time() < deadline:
+            app.step()
+            time.sleep(0.01)
+        app.step()
+        assert app.rank_set == [c for q in first_two for c in (q.left_id, q.right_id)]
+        for char, key in (("4", pygame.K_4), ("2", pygame.K_2), ("1", pygame.K_1)):
+            _key(key, char)
+            app.step()
+    finally:
+        app.close()
+    assert store.count_labels() == 6 and not {q.id for q in first_two} & {q.id for q in store.pending_queries()}

@@ -108,3 +108,6 @@ class Label:
     answer: Answer
     labeler: str
     created: float
+    """When the answer was given (time.time())."""
+    shown: float | None = None
+    """When the labeller was shown the query, where the interface told the store (the window, the web page)."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from prefrl.core.data import Answer, Clip
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import PreferenceStore, Store
 from prefrl.errors import PrefrlError
 
 _ARRAYS = ("obs", "acts", "true_rewards", "states", "frames")
@@ -29,7 +29,7 @@ def clips_path(jsonl: Path) -> Path:
     return jsonl.with_suffix(".clips.npz")
 
 
-def export_labels(store: PreferenceStore, out: Path) -> int:
+def export_labels(store: Store, out: Path) -> int:
     """Write every standing label of `store` to `out` (JSON Lines) and its clips to `out`.clips.npz."""
     pairs = store.labelled_pairs()
     arrays: dict[str, np.ndarray] = {}
@@ -232,7 +232,7 @@ def _check_clip_lengths(src: Path, rows: list[LabelRow], clips: dict[int, dict[s
                                   f"{len(clips[cid]['obs'])} steps: fix that line, or {_REEXPORT}")
 
 
-def import_labels(store: PreferenceStore, src: Path) -> int:
+def import_labels(store: Store, src: Path) -> int:
     """Add the labels of an exported dataset (and their clips) to `store`; returns how many. The whole dataset is
     checked, against the store too (env, clip length), before anything is written."""
     labels = read_labels(src)
@@ -282,7 +282,7 @@ def _stored_env_and_lengths(path: Path) -> tuple[str | None, set[int]]:
     return (None if row is None else str(row[0])), lengths
 
 
-def _add(store: PreferenceStore, labels: LabelFile) -> int:
+def _add(store: Store, labels: LabelFile) -> int:
     new_ids: dict[int, int] = {}
     for row in labels.rows:
         for side in ("left", "right"):

@@ -9,19 +9,31 @@ brought in by `prefrl import`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import numpy as np
 
 from prefrl.core.data import Clip
+from prefrl.core.reward.background import BackgroundFitter
 from prefrl.core.reward.model import RewardModel
 from prefrl.core.reward.trainer import RewardStats, RewardTrainer
 from prefrl.core.schedule import LabelSchedule
 from prefrl.core.selection import PairSelector
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import Store
 from prefrl.core.teachers import Teacher, answer_pending
+from prefrl.core.timing import Timers
+
+FINAL = -1
+"""The `step` of the last label round: whatever is left of the budget is due."""
+PersonChoice = Literal["gone", "stop"]
+PERSON_KEY = "person"
+"""Store meta key where the window records the person's choice on leaving: "gone" or "stop"."""
+WAITING_KEY = "waiting"
+"""Store meta key where the run says it waits for the person: JSON {"answered", "need"}, or empty."""
 
 
 class ClipSource(Protocol):
@@ -45,7 +57,7 @@ class Preferences:
         reference_fraction: share of each round's queries that pair a new clip with a stored one.
     """
 
-    store: PreferenceStore
+    store: Store
     schedule: LabelSchedule
     selector: PairSelector
     trainer: RewardTrainer
@@ -54,6 +66,10 @@ class Preferences:
     rng: np.random.Generator
     max_open: int | None = None
     reference_fraction: float = 0.0
+    background: BackgroundFitter | None = None
+    """Where set, fits run on its thread beside the agent (see `refit`)."""
+    timers: Timers = field(default_factory=Timers)
+    """Seconds spent asking and answering ("store"), fitting ("reward_fit") and waiting for a person ("waiting")."""
 
     @property
     def model(self) -> RewardModel:
@@ -65,11 +81,17 @@ class Preferences:
         return self.store.count_queries("asked")
 
     def due(self, step: int) -> int:
-        """Questions the schedule wants asked by agent step `step` that have not been asked yet."""
-        return max(0, self.schedule.due(step) - self.asked)
+        """Questions the schedule wants asked by agent step `step` that have not been asked yet (all that are left of
+        the budget once `step` is `FINAL`)."""
+        wanted = self.schedule.total if step == FINAL else self.schedule.due(step)
+        return max(0, wanted - self.asked)
 
     def ask(self, n: int, env_step: int) -> int:
         """Put up to `n` new pairs of recent clips to the teacher; returns how many were asked."""
+        with self.timers("store"):
+            return self._ask(n, env_step)
+
+    def _ask(self, n: int, env_step: int) -> int:
         if self.max_open is not None:  # a person answers at their own pace: keep only a few recent queries waiting
             n = min(n, self.max_open - self.store.count_pending())
         clips = list(self.source.clips)
@@ -92,21 +114,71 @@ class Preferences:
 
     def answer(self) -> int:
         """A scripted teacher answers every open query at once; a person's answers arrive through the store."""
-        return 0 if self.teacher is None else answer_pending(self.store, self.teacher)
+        if self.teacher is None:
+            return 0
+        with self.timers("store"):
+            return answer_pending(self.store, self.teacher)
 
-    def refit(self) -> RewardStats | None:
-        """Fit the reward model on every label so far, then renormalise its output over recent behaviour."""
-        stats = self.trainer.fit(self.store)
-        if stats is not None:
-            self.model.normalise_outputs(self.source.clips)
+    def refit(self, wait: bool = True) -> RewardStats | None:
+        """Fit the reward model on every label so far, then renormalise its output over recent behaviour. With a
+        background fitter the fit starts on its thread, and `wait` says whether to block until it is done (else the
+        agent gets the weights between two rollouts); returns the last completed fit's stats."""
+        with self.timers("reward_fit"):
+            if self.background is not None:
+                self.background.submit(self.store, self.source.clips)
+                return self.background.wait() if wait else self.background.stats
+            stats = self.trainer.fit(self.store)
+            if stats is not None:
+                self.model.normalise_outputs(self.source.clips)
         return stats
 
-    def round(self, step: int, env_step: int) -> RewardStats | None:
-        """One label round: ask what is due at agent step `step`, answer, refit."""
+    def round(self, step: int, env_step: int, wait: bool = True) -> RewardStats | None:
+        """One label round: ask what is due at agent step `step` (`FINAL`: the rest of the budget), answer, refit
+        (`wait`: see `refit`)."""
         self.ask(self.due(step), env_step)
         self.answer()
-        return self.refit()
+        return self.refit(wait)
 
     def labels(self) -> int:
         """Labels that carry information (skips are not counted)."""
         return self.store.count_labels(include_skips=False)
+
+    # -- a person answering --------------------------------------------------------------------
+    def person_choice(self) -> PersonChoice | None:
+        """What the person chose on leaving the window: "gone" (go on without me) or "stop" (stop the run)."""
+        value = self.store.meta(PERSON_KEY)
+        return value if value in ("gone", "stop") else None  # type: ignore[return-value]
+
+    def person_left(self) -> bool:
+        return self.teacher is None and self.person_choice() is not None
+
+    def reset_person(self) -> None:
+        self.store.set_meta(PERSON_KEY, "")
+        self.store.set_meta(WAITING_KEY, "")
+
+    def wait_for_person(self, step: int, env_step: int, behind: int,
+                        on_wait: Callable[[int, int], None] | None = None, poll_s: float = 0.25) -> bool:
+        """Block until at most `behind` questions are due at agent step `step` or open, asking more as the open
+        queue drains; returns whether it waited. While waiting, the store's meta 'waiting' holds
+        {"answered", "need"} for the window, and `on_wait(answered, need)` is told of each change. Returns at once
+        when the person leaves (see `person_choice`)."""
+        waited, last = False, None
+        while not self.person_left():
+            asked = self.ask(self.due(step), env_step)
+            open_ = self.store.count_pending()
+            outstanding = self.due(step) + open_
+            if outstanding <= behind or (open_ == 0 and asked == 0):  # (no clip left to ask about: nothing to wait for)
+                break
+            answered = self.asked - open_
+            need = answered + outstanding - behind
+            if (answered, need) != last:
+                self.store.set_meta(WAITING_KEY, json.dumps({"answered": answered, "need": need}))
+                if on_wait is not None:
+                    on_wait(answered, need)
+                last = (answered, need)
+            waited = True
+            with self.timers("waiting"):
+                time.sleep(poll_s)
+        if waited:
+            self.store.set_meta(WAITING_KEY, "")
+        return waited

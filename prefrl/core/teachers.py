@@ -11,7 +11,7 @@ import numpy as np
 
 from prefrl.config import TeacherConfig, TeacherKind
 from prefrl.core.data import Answer, Clip
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import Store
 
 
 class Teacher(Protocol):
@@ -61,7 +61,7 @@ class ScriptedTeacher:
         return Answer.LEFT if better_left else Answer.RIGHT
 
 
-def answer_pending(store: PreferenceStore, teacher: Teacher) -> int:
+def answer_pending(store: Store, teacher: Teacher) -> int:
     """Let a synthetic teacher answer every open query; returns how many it answered."""
     n = 0
     for q in store.pending_queries():

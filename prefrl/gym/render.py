@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from prefrl.core.data import Clip
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import open_store
 from prefrl.errors import PrefrlError
 from prefrl.gym import atari
 from prefrl.gym.environments import is_mujoco, make_env
@@ -59,6 +59,18 @@ def playback_fps(env: gym.Env) -> float:
     return atari.playback_fps(env) if atari.is_atari(env) else float(env.metadata.get("render_fps") or 30)
 
 
+SYNTHETIC_CLIP_STEPS = 25
+"""Clip length for synthetic teachers: the label-efficiency benchmark's (docs/benchmarks.md)."""
+
+
+def clip_steps(env: gym.Env, for_person: bool, seconds: float) -> int:
+    """Agent steps in one clip: 25 for synthetic teachers; for a person, `seconds` of the env's own time (one
+    agent step lasts 1/playback_fps), except Atari, whose 25 steps (1.7 s) are kept."""
+    if not for_person or atari.is_atari(env):
+        return SYNTHETIC_CLIP_STEPS
+    return max(2, round(seconds * playback_fps(env)))
+
+
 class ClipRenderer:
     """Frames of a clip: its recorded frames, or its recorded states restored and rendered one by one."""
 
@@ -90,31 +102,46 @@ def clip_paths(clips_dir: Path, clip_id: int) -> tuple[Path, Path]:
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
-    """frames (T, H, W, 3) uint8 -> an H.264 mp4 (imageio's bundled ffmpeg)."""
+    """frames (T, H, W, 3) uint8 -> an H.264 mp4 that browsers play (imageio's bundled ffmpeg).
+
+    yuv420p is the pixel format every browser decodes (ffmpeg would otherwise keep 4:4:4 for RGB input), which
+    needs even sides, so odd frames get one black row or column; `+faststart` puts the index first, so a page
+    can start playing before the whole file has arrived. Written to a temporary name and moved into place, so
+    a reader never sees half a file.
+    """
     import imageio.v2 as imageio
 
-    imageio.mimwrite(path, list(frames), fps=fps, macro_block_size=1)
+    frames = np.asarray(frames, dtype=np.uint8)
+    _, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+    tmp = path.with_name(f".{path.stem}.tmp.mp4")
+    imageio.mimwrite(tmp, list(frames), fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=1,
+                     ffmpeg_params=["-movflags", "+faststart"], ffmpeg_log_level="error")
+    os.replace(tmp, path)
 
 
 def save_clip(clips_dir: Path, clip_id: int, frames: np.ndarray, fps: float) -> None:
-    """Write frames (atomically, for the UI) and an mp4 (for people and exports)."""
+    """Write an mp4 (for the web page, people and exports), then the frames (for the window), each atomically:
+    a clip whose .npy exists has its .mp4 too."""
     npy, mp4 = clip_paths(clips_dir, clip_id)
+    write_mp4(mp4, frames, fps)
     tmp = npy.with_suffix(".tmp.npy")
     np.save(tmp, frames)
     os.replace(tmp, npy)
-    write_mp4(mp4, frames, fps)
 
 
-def prefetch(run_dir: Path, env_spec: str, ahead: int, stop: object, poll_s: float = 0.05) -> None:
+def prefetch(run_dir: Path, env_spec: str, ahead: int, stop: object, poll_s: float = 0.05,
+             store_url: str | None = None) -> None:
     """Render worker: keep the clips of the first `ahead` open queries rendered, until `stop` is set.
 
     Runs in its own process beside the UI, so drawing never blocks the window; it ends when the process
     that started it does.
     """
     parent = os.getppid()
-    store = PreferenceStore(run_dir / "prefs.sqlite")
+    store = open_store(run_dir, store_url)  # the clips' states come from the store; videos go to run_dir/clips here
     clips_dir = run_dir / "clips"
-    clips_dir.mkdir(exist_ok=True)
+    clips_dir.mkdir(parents=True, exist_ok=True)
     renderer = ClipRenderer(env_spec)
     while not stop.is_set() and os.getppid() == parent:  # type: ignore[attr-defined]
         todo = [cid for q in store.pending_queries(limit=ahead) for cid in (q.left_id, q.right_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -10,6 +11,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from prefrl.core.data import Clip
+from prefrl.core.timing import Timers
 
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(obs (N, *obs_shape), acts (N, *act_shape)) -> rewards (N,), one batched call for all env copies."""
@@ -124,6 +126,8 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         self._true_sum = np.zeros(self.num_envs)
         self._pred_sum = np.zeros(self.num_envs)
         self.episode_returns: deque[tuple[float, float]] = deque(maxlen=1000)
+        self.timers: Timers | None = None
+        """Where set, the seconds of env stepping, reward inference and clip recording are added to it."""
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
@@ -138,7 +142,9 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         self.venv.step_async(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
+        t0 = time.perf_counter()
         obs, true_rewards, dones, infos = self.venv.step_wait()
+        t1 = time.perf_counter()
         if self._last_obs is None or self._actions is None:
             raise RuntimeError("RewardVecEnvWrapper.step before reset: call reset() first")
         prev_obs, acts = self._last_obs, self._actions
@@ -146,6 +152,7 @@ class RewardVecEnvWrapper(VecEnvWrapper):
             true_rewards = self._scores(self.true_score, prev_obs, acts, true_rewards, infos)
         rewards = true_rewards if self.reward_fn is None else self.reward_fn(prev_obs, acts)
         rewards = np.asarray(rewards, dtype=np.float32).reshape(self.num_envs)
+        t2 = time.perf_counter()
         self.env_step += self.num_envs
         self._episode_steps += 1
         if self.absorbing_reward is not None:
@@ -154,6 +161,10 @@ class RewardVecEnvWrapper(VecEnvWrapper):
                     rewards[k] += self.absorbing_reward() * self.tail_weight(int(self._episode_steps[k]))
         if self.recorder is not None:
             self.recorder.record(prev_obs, acts, true_rewards, dones, self.env_step, infos)
+        if self.timers is not None:
+            self.timers.add("env", t1 - t0)
+            self.timers.add("reward_inference", t2 - t1)
+            self.timers.add("clip_recording", time.perf_counter() - t2)
         self._true_sum += true_rewards
         self._pred_sum += rewards
         for i, done in enumerate(dones):

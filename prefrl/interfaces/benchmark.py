@@ -13,6 +13,7 @@ import json
 import multiprocessing as mp
 import platform
 import re
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -33,11 +34,18 @@ class Job:
     seed: int
     arm: str
     cfg: TrainConfig
+    batch: str = ""
+    """One id shared by the jobs started together (their wall times compare: same machine, same load)."""
 
 
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
+    """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync] (-sync: every reward-model fit on the
+    agent's path, --no-reward-model.background)."""
     if arm == "true":
         return replace(base, reward="true")
+    if arm.endswith("-sync"):
+        base = replace(base, reward_model=replace(base.reward_model, background=False))
+        arm = arm.removesuffix("-sync")
     parts = arm.split("-")
     if len(parts) not in (2, 3) or not parts[1].isdigit():
         raise PrefrlError(f"arm '{arm}' is not 'true' or TEACHER-LABELS[-SELECTION] (e.g. oracle-700)")
@@ -49,7 +57,7 @@ def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
 
 
 def make_jobs(envs: list[str], seeds: list[int], arms: list[str], steps: int, root: Path,
-              teacher_params: TeacherConfig | None = None, evaluations: int = 10) -> list[Job]:
+              teacher_params: TeacherConfig | None = None, evaluations: int = 10, batch: str = "") -> list[Job]:
     """One job per (env, seed, arm); each also scores its agent `evaluations` times along the way."""
     teacher_params = teacher_params or TeacherConfig()
     jobs = []
@@ -60,7 +68,7 @@ def make_jobs(envs: list[str], seeds: list[int], arms: list[str], steps: int, ro
                                    eval_every=steps // evaluations if evaluations else 0,
                                    teacher_params=teacher_params, queries=QueryConfig(),
                                    out=root / env.replace("/", "_") / arm / f"seed{seed}")
-                jobs.append(Job(env, seed, arm, arm_config(base, arm)))
+                jobs.append(Job(env, seed, arm, arm_config(base, arm), batch))
     return jobs
 
 
@@ -76,8 +84,10 @@ def _run(job: Job) -> dict[str, Any]:
         resume = run.config.exists()
         train(replace(job.cfg, resume=resume, env=None if resume else job.cfg.env))
         summary = run.read_state()["summary"]
+    state = run.read_state()
     return {"env": job.env, "seed": job.seed, "arm": job.arm, **summary,
-            "late_return": late_return(run, summary["env_steps"])}
+            "late_return": late_return(run, summary["env_steps"]), "batch": job.batch, "machine": machine(),
+            "stage_s": {k: round(v, 1) for k, v in state.get("timers", {}).items()}}
 
 
 def run_jobs(jobs: list[Job], workers: int, log_path: Path | None = None,
@@ -264,7 +274,8 @@ def run_benchmark(envs: list[str], seeds: list[int], arms: list[str], steps: int
     """Train every (env, seed, arm) under `root` (finished runs are skipped, cut-off ones resumed); returns one
     result row a run, as also logged to root/results.jsonl."""
     root.mkdir(parents=True, exist_ok=True)
-    jobs = make_jobs(envs, seeds, arms, steps, root, TeacherConfig(epsilon=epsilon), evaluations)
+    batch = time.strftime("%Y%m%d-%H%M%S")
+    jobs = make_jobs(envs, seeds, arms, steps, root, TeacherConfig(epsilon=epsilon), evaluations, batch)
     return run_jobs(jobs, workers, root / "results.jsonl")
 
 
@@ -393,6 +404,107 @@ class DocTable:
         return runs_table(results, list(self.arms), list(self.envs))
 
 
+LLM_ROW_FIELDS = ("task", "arm", "seed", "labels", "steps", "beta", "base_score", "true_score", "learned_score",
+                  "gain_ratio")
+"""What a row of docs/benchmark-results-llm.jsonl (scripts/benchmark_llm.py) holds at least."""
+
+
+def read_llm_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of scripts/benchmark_llm.py, one run (seed and arm) a line; a bad line raises PrefrlError."""
+    if not path.exists():
+        raise PrefrlError(f"no result rows at {path}: give a JSONL file written by scripts/benchmark_llm.py")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise PrefrlError(f"{path}:{n}: not JSON ({e.msg}): one result row a line") from None
+        missing = [f for f in LLM_ROW_FIELDS if not isinstance(row, dict) or f not in row]
+        if missing:
+            raise PrefrlError(f"{path}:{n}: the row has no {', '.join(missing)} (a row holds "
+                              f"{', '.join(LLM_ROW_FIELDS)})")
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class CostTable(DocTable):
+    """What the loop costs beside plain PPO (rows with `batch` and `stage_s`): per batch, env and arm, the mean wall
+    time, its ratio to the true-reward arm of the same batch, and the seconds of the stages the loop adds (reward
+    inference, reward-model fitting on the agent's path and beside it, asking and answering)."""
+
+    def render(self, root: Path) -> str:
+        rows = [r for name in self.rows for r in read_rows(root / name) if "stage_s" in r]
+        lines = ["| batch | env | arm | steps | labels | wall s | learned / true wall | return | reward inference s | "
+                 "fit on path s | fit beside s | store s | policy update s | env s |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault((r.get("batch", ""), r["env"], r["arm"]), []).append(r)
+        for (batch, env, arm), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "true",
+                                                                              kv[0][2])):
+            wall = float(np.mean([r["wall_s"] for r in runs]))
+            true = groups.get((batch, env, "true"))
+            ratio = "–" if arm == "true" or not true else f"{wall / np.mean([r['wall_s'] for r in true]):.2f}"
+
+            def stage(name: str, runs: list[dict[str, Any]] = runs) -> str:
+                return f"{np.mean([r['stage_s'].get(name, 0.0) for r in runs]):.0f}"
+
+            labels = np.mean([r["labels"] for r in runs])
+            lines.append(f"| {batch} | {env} | {arm} | {runs[0]['env_steps']:,} | {labels:.0f}"
+                         f" | {wall:.0f} | {ratio} | {np.mean([r['final_true_return'] for r in runs]):.0f} | "
+                         f"{stage('reward_inference')} | {stage('reward_fit')} | {stage('reward_fit_background')} | "
+                         f"{stage('store')} | {stage('policy_update')} | {stage('env')} |")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class LlmTable(DocTable):
+    """The LLM adapter's gain ratios (rows of scripts/benchmark_llm.py): per setting (task, RL steps, beta, label
+    budget), a line per seed with the scores of the SFT model (base), the true-score arm, the learned arm and the
+    control arm (random labels), and the gain ratios with their mean."""
+
+    arms: tuple[str, ...] = ("learned", "shuffled")
+    """The learned arm, then the control arm."""
+
+    def render(self, root: Path) -> str:
+        groups: dict[tuple[Any, ...], dict[tuple[str, int], dict[str, Any]]] = {}
+        for name in self.rows:
+            for row in read_llm_rows(root / name):
+                setting = row["task"], row["steps"], row["beta"], row.get("budget", row["labels"])
+                runs = groups.setdefault(setting, {})
+                if (row["arm"], row["seed"]) in runs:
+                    raise PrefrlError(f"{name}: {setting + (row['arm'], row['seed'])} (task, steps, beta, budget, "
+                                      "arm, seed) appears twice: keep one row a run")
+                runs[row["arm"], row["seed"]] = row
+        learned_arm, control_arm = self.arms
+        blocks = []
+        for (task, steps, beta, budget), runs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            lines = [f"*{task} task: {steps} RL steps in every arm, beta {beta}, at most {budget} labels*", "",
+                     "| seed | base (SFT) | true-score arm | learned arm | labels | gain ratio | control arm | "
+                     "control ratio |", "|---|---|---|---|---|---|---|---|"]
+            ratios: dict[str, list[float]] = {learned_arm: [], control_arm: []}
+            for seed in sorted({seed for _, seed in runs}):
+                learned, control = runs.get((learned_arm, seed)), runs.get((control_arm, seed))
+                first = learned or control
+                assert first is not None
+                cells = [str(seed), f"{first['base_score']:.3f}", f"{first['true_score']:.3f}"]
+                for arm, r in ((learned_arm, learned), (control_arm, control)):
+                    if r is not None:
+                        ratios[arm].append(float(r["gain_ratio"]))
+                    score = "" if r is None else f"{r['learned_score']:.3f}"
+                    ratio = "" if r is None else f"{r['gain_ratio']:.2f}"
+                    labels = [] if arm != learned_arm else ["" if r is None else str(r["labels"])]
+                    cells += [score, *labels, ratio]
+                lines.append("| " + " | ".join(cells) + " |")
+            mean = {arm: f"**{np.mean(v):.2f}**" if v else "–" for arm, v in ratios.items()}
+            lines.append(f"| mean | | | | | {mean[learned_arm]} | | {mean[control_arm]} |")
+            blocks.append("\n".join(lines) + "\n")
+        return "\n".join(blocks)
+
+
 _1M = "docs/benchmark-results-1m-cpu.jsonl"
 _SOONER = "docs/benchmark-results-1m-sooner-cpu.jsonl"
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
@@ -406,6 +518,8 @@ DOC_TABLES = {
     "arms-1m": DocTable((_1M,), ("oracle-350", "mistake-700")),
     "results-500k": DocTable(("docs/benchmark-results-500k-gpu.jsonl",), ("true", "oracle-700")),
     "results-150k": DocTable(_150K, ("true", "oracle-700", "oracle-350", "mistake-700", "oracle-700-disagreement")),
+    "llm-letters": LlmTable(("docs/benchmark-results-llm.jsonl",)),
+    "cost-300k": CostTable(("docs/benchmark-results-cost-cpu.jsonl",), ()),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 

@@ -13,6 +13,8 @@ import tyro
 
 from prefrl.config import TrainConfig
 from prefrl.errors import PrefrlError
+from prefrl.interfaces.sweep import SweepArgs  # imports ray only when a sweep runs
+from prefrl.interfaces.web.cli import COMMANDS as WEB_COMMANDS  # its handlers import fastapi lazily
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class ExportArgs:
     format: Literal["prefrl", "preference"] = "prefrl"
     """prefrl: labels and clips, for `prefrl import`; preference: TRL's {"prompt", "chosen", "rejected"} JSON Lines
     (text runs of `prefrl llm train` only; no clips file)."""
+    store: str | None = None
+    """The run's store: a postgresql://user@host/db URL (the run named by RUN_DIR's name, or ?run=NAME). Default:
+    RUN_DIR/prefs.sqlite (or the --store the run was trained with)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class ImportArgs:
     format: Literal["prefrl", "preference"] = "prefrl"
     """prefrl: a file written by `prefrl export`; preference: TRL's {"prompt", "chosen", "rejected"} JSON Lines,
     added as text clips (chosen preferred) to a text run."""
+    store: str | None = None
+    """The run's store: a postgresql://user@host/db URL (the run named by RUN_DIR's name, or ?run=NAME). Default:
+    RUN_DIR/prefs.sqlite (or the --store the run was trained with)."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,16 @@ class LabelArgs:
     run_dir: Annotated[Path, tyro.conf.Positional]
     labeler: str | None = None
     """Name stored with your labels (default: your login name). Several people can label one run at once."""
-    mode: Literal["compare", "rate"] = "compare"
-    """compare two clips, or rate one clip at a time (1-5)."""
+    mode: Literal["compare", "rate", "rank"] = "compare"
+    """compare two clips, rate one clip at a time (1-5), or rank k clips (text: k completions of one prompt) from
+    best to worst, stored as their k(k-1)/2 comparisons."""
     ahead: int = 3
     """Pairs claimed and drawn ahead of you."""
+    k: int = 4
+    """Clips ranked at once with --mode rank (2-9)."""
+    store: str | None = None
+    """The run's store: a postgresql://user@host/db URL (the run named by RUN_DIR's name, or ?run=NAME). Default:
+    RUN_DIR/prefs.sqlite (or the --store the run was trained with)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,7 @@ class DemoArgs:
 
 def _export(args: ExportArgs) -> None:
     from prefrl.core.dataset import export_labels
-    from prefrl.core.store import PreferenceStore
+    from prefrl.core.store import open_store
     from prefrl.run_dir import RunDir
 
     run = RunDir(args.run_dir)
@@ -84,10 +98,10 @@ def _export(args: ExportArgs) -> None:
     if args.format == "preference":
         from prefrl.llm.formats import export_preference
 
-        n = export_preference(PreferenceStore(run.store), out)
+        n = export_preference(open_store(run.path, args.store), out)
         print(f"wrote {n} preference records (prompt, chosen, rejected) to {out}")
         return
-    n = export_labels(PreferenceStore(run.store), out)
+    n = export_labels(open_store(run.path, args.store), out)
     print(f"wrote {n} labels to {out} (clips in {out.with_suffix('.clips.npz')})")
 
 
@@ -105,6 +119,8 @@ def _import(args: ImportArgs) -> None:
         raise PrefrlError(f"{run_dir} is a file, not a run directory: give a run directory (a new one is created) "
                           f"as the second argument: prefrl import {file} RUN_DIR")
     run = RunDir(run_dir)
+    if args.store:
+        return _import_into_server(args, run_dir)
     if args.format == "preference":
         from prefrl.llm.formats import import_preference_into_run
 
@@ -113,6 +129,23 @@ def _import(args: ImportArgs) -> None:
         return
     n = import_into_run(run.store, file)
     print(f"imported {n} labels into {run.store}")
+
+
+def _import_into_server(args: ImportArgs, run_dir: Path) -> None:
+    """`prefrl import FILE RUN --store URL`: the whole file is checked before the run (created with the file's env
+    where it is new) gets anything."""
+    from prefrl.core.dataset import import_labels, read_labels
+    from prefrl.core.store import open_store
+
+    if args.format == "preference":
+        from prefrl.llm.formats import TEXT_ENV, PreferenceRecord, import_preference, read_jsonl
+
+        read_jsonl(args.file, PreferenceRecord)
+        n = import_preference(open_store(run_dir, args.store, TEXT_ENV), args.file)
+    else:
+        env_id = read_labels(args.file).env_id
+        n = import_labels(open_store(run_dir, args.store, env_id), args.file)
+    print(f"imported {n} records into {args.store} (run '{run_dir.resolve().name}' unless ?run= names one)")
 
 
 def _train(cfg: TrainConfig) -> int:
@@ -132,8 +165,8 @@ def _train(cfg: TrainConfig) -> int:
 def _label(args: LabelArgs) -> int:
     from prefrl.ui.app import run_label_app
 
-    n = run_label_app(args.run_dir, args.labeler, args.mode, args.ahead)
-    print(f"{n} answers given; every one is saved in {args.run_dir / 'prefs.sqlite'}")
+    n = run_label_app(args.run_dir, args.labeler, args.mode, args.ahead, k=args.k, store_url=args.store)
+    print(f"{n} answers given; every one is saved in {args.store or args.run_dir / 'prefs.sqlite'}")
     return 0
 
 
@@ -152,6 +185,12 @@ def _demo(args: DemoArgs) -> int:
     return 0
 
 
+def _sweep(args: SweepArgs) -> int:
+    from prefrl.interfaces.sweep import sweep
+
+    return sweep(args)
+
+
 @dataclass(frozen=True)
 class LlmArgs:
     """Text policies through the same loop: `prefrl llm sft|train|demo` (needs `pip install 'prefrl[llm]'`;
@@ -166,6 +205,8 @@ COMMANDS: dict[str, tuple[type[Any], Callable[[Any], int | None]]] = {
     "import": (ImportArgs, _import),
     "demo": (DemoArgs, _demo),
     "llm": (LlmArgs, lambda _: _llm(["--help"])),
+    "sweep": (SweepArgs, _sweep),
+    **WEB_COMMANDS,  # serve, labelers
 }
 """Each subcommand: the dataclass its flags are generated from, and what runs it (returns the exit status)."""
 

@@ -13,7 +13,7 @@ import numpy as np
 import pydantic
 
 from prefrl.core.data import Answer, Clip
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import PreferenceStore, Store
 from prefrl.errors import PrefrlError
 from prefrl.llm.sft import read_jsonl
 
@@ -30,7 +30,7 @@ class PreferenceRecord(pydantic.BaseModel):
     rejected: str
 
 
-def export_preference(store: PreferenceStore, path: Path) -> int:
+def export_preference(store: Store, path: Path) -> int:
     """Write the store's decided comparisons of text clips to `path`; returns how many records were written."""
     n = 0
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def export_preference(store: PreferenceStore, path: Path) -> int:
     return n
 
 
-def import_preference(store: PreferenceStore, path: Path, labeler: str = "import") -> int:
+def import_preference(store: Store, path: Path, labeler: str = "import") -> int:
     """Add each record of `path` as a labelled comparison (chosen on the left); returns how many were added."""
     records = read_jsonl(path, PreferenceRecord)
     for r in records:

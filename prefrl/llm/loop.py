@@ -9,6 +9,10 @@ The completions RLOO samples for its own update are the candidate clips (as the 
 the agent's steps), so labelling costs no extra generation. Before RL the initial labels are asked about samples of
 the SFT model. RLOOTrainer rather than GRPOTrainer: RLOO puts the KL to the reference in the reward, the
 formulation of the RLHF papers, and its leave-one-out baseline works with two completions per prompt.
+
+Both arms (learned reward, true score) see their reward on one scale (`reward_scale`), so one beta means the same
+in both; the policy's dropout is off during RL (with it on, the sequence-level ratio of RLOO's loss was taken
+between two different dropout masks, and the tiny model's weights went to NaN within 200 steps at lr 1e-3).
 """
 
 from __future__ import annotations
@@ -54,23 +58,28 @@ class TextTrainConfig:
     prompts: Path
     """JSON Lines of {"prompt": ...}, sampled with replacement."""
     out: Path = Path("runs/llm")
-    labels: int = 300
+    labels: int = 400
     """Label budget (queries asked)."""
     teacher: TeacherKind = "oracle"
     teacher_score: str = "prefrl.llm.tasks:letter_share"
     """module:function taking (prompt, completion) -> float: what a scripted teacher judges by."""
     reward: Literal["learned", "true"] = "learned"
     """learned: RL on the reward model; true: RL on the teacher's score itself (the upper arm)."""
-    steps: int = 100
+    steps: int = 200
     """RLOO optimiser steps."""
     batch_size: int = 32
     """Completions per RL step (num_generations per prompt)."""
-    num_generations: int = 2
+    num_generations: int = 4
+    """Completions per prompt; RLOO's baseline for each is the mean reward of the others."""
     beta: float = 0.05
     """KL penalty to the SFT (reference) model (on the sequence's summed log-ratio, against the scaled reward)."""
-    reward_scale: Literal["batch", "raw"] = "batch"
-    """batch: each RL batch's rewards standardised to mean 0, std 1, the same in both arms, so beta weighs the
-    same against either reward; raw: the reward as it comes (the true score's spread is ~0.08, the learned one's 1)."""
+    reward_scale: Literal["sft", "batch", "raw"] = "sft"
+    """How the RL reward is scaled, the same way in both arms so that beta weighs the same against either: sft:
+    divided by its standard deviation over a fixed set of the SFT model's completions (for the learned reward,
+    recomputed after each refit); batch: standardised within each RL batch; raw: as it comes (the true score's
+    spread is ~0.1, the learned reward's 1)."""
+    scale_samples: int = 256
+    """SFT completions the sft scale is measured on."""
     lr: float = 1e-3
     """Policy learning rate (high, for the tiny model; ~1e-6 for a pretrained one)."""
     max_completion_tokens: int = 20
@@ -186,6 +195,7 @@ def train_text(cfg: TextTrainConfig) -> dict[str, Any]:
 
     def close_round(step: int) -> None:
         stats = prefs.round(step, step) if cfg.reward == "learned" else None
+        rescale()
         last_stats[0] = stats or last_stats[0]
         acc = last_stats[0].val_accuracy if last_stats[0] is not None else math.nan
         recent = list(buffer.clips)[-3:]
@@ -197,6 +207,22 @@ def train_text(cfg: TextTrainConfig) -> dict[str, Any]:
                  rounds[-1].labels, rounds[-1].kl, rounds[-1].learned, rounds[-1].true, acc)
         for v in window.values():
             v.clear()
+
+    # -- the reward's scale: its spread over the SFT model's completions (the learned one's after each refit) ------
+    ref_prompts = [prompts[i] for i in np.random.default_rng(cfg.seed + 20_000).integers(0, len(prompts),
+                                                                                          cfg.scale_samples)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 20_000)
+        ref_completions = sample(policy, tok, ref_prompts, max_new_tokens=cfg.max_completion_tokens,
+                                 temperature=cfg.temperature)
+    scale = [1.0]
+
+    def rescale() -> None:
+        ref = (np.array([score(p, c) for p, c in zip(ref_prompts, ref_completions)]) if cfg.reward == "true"
+               else model.reward_texts(ref_prompts, ref_completions))
+        scale[0] = max(float(np.std(ref)), 1e-6)
+
+    rescale()
 
     # -- initial labels, about the SFT model's samples ---------------------------------------------------------
     if cfg.reward == "learned":
@@ -220,6 +246,8 @@ def train_text(cfg: TextTrainConfig) -> dict[str, Any]:
             window["learned"] += rewards.tolist()
         if cfg.reward_scale == "batch":
             rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-6)
+        elif cfg.reward_scale == "sft":
+            rewards = rewards / scale[0]
         return [float(r) for r in rewards]
 
     class LabelRounds(TrainerCallback):  # type: ignore[misc]
@@ -239,7 +267,7 @@ def train_text(cfg: TextTrainConfig) -> dict[str, Any]:
                          beta=cfg.beta, learning_rate=cfg.lr, max_completion_length=cfg.max_completion_tokens,
                          temperature=cfg.temperature, top_k=0, logging_steps=1, save_strategy="no", report_to="none",
                          seed=cfg.seed, use_cpu=device.type == "cpu", disable_tqdm=True, bf16=False, fp16=False,
-                         lr_scheduler_type="constant", warmup_steps=0)
+                         lr_scheduler_type="constant", warmup_steps=0, disable_dropout=True)
     reward_fn.__name__ = "learned" if cfg.reward == "learned" else "true_score"
     rl = RLOOTrainer(model=policy, reward_funcs=reward_fn, args=rl_args, train_dataset=dataset, processing_class=tok,
                      callbacks=[LabelRounds()])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import string
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,6 +17,21 @@ from prefrl.errors import PrefrlError
 log = logging.getLogger(__name__)
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+
+
+def quiet_transformers() -> None:
+    """Keep transformers, TRL and datasets to errors: no progress bars, no deprecation (FutureWarning) notices, no
+    info messages on stdout/stderr. Our commands report through `logging` instead. Idempotent."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    for module in ("transformers", "trl", "accelerate", "datasets"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
 
 
 def char_tokenizer():  # -> PreTrainedTokenizerFast (transformers is imported lazily: it is an optional extra)
@@ -48,6 +64,7 @@ def build_tiny_model(out_dir: str | Path, *, layers: int = 2, width: int = 64, h
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    quiet_transformers()
     tok = char_tokenizer()
     torch.manual_seed(seed)
     cfg = GPT2Config(vocab_size=len(tok), n_positions=context, n_embd=width, n_layer=layers, n_head=heads,
@@ -74,6 +91,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu"):  # -> (Pr
     """A causal LM and its tokenizer from a directory (or a hub id), ready to sample: left padding, a pad token."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     dev = resolve_device(device) if isinstance(device, str) else device
     try:
         tok = AutoTokenizer.from_pretrained(str(path))

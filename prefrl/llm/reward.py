@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -40,6 +41,12 @@ class TextRewardConfig:
     max_completion_tokens: int = 24
     """Completion tokens read (the first ones)."""
     heads: int = 2
+    pool: Literal["sum", "mean"] = "sum"
+    """How the per-token rewards of a completion make its reward. sum (over its tokens, divided by the constant
+    `max_completion_tokens`): a return, as the Gym side sums per-step rewards over a clip, and the shape of a
+    score that counts things in the completion; a token adds to the reward, so a short completion is not worth a
+    long one of the same tokens. mean: length-blind, and a policy under a KL penalty summed over tokens learnt to
+    write two letters ("dd") that the reward model scored like sixteen (the labels held no short completions)."""
     blocks: int = 0
     """Self-attention blocks over prompt and completion whose states add a per-token reward of their own. Off by
     default: on the letter task with 300 labels they memorised the training pairs (held-out accuracy 0.55-0.60)
@@ -89,8 +96,8 @@ class EnsembleBlock(nn.Module):
 
 
 class TextBody(nn.Module):
-    """E transformer encoders over (prompt, completion) token rows; each reads out one scalar: the mean over the
-    completion's tokens of a per-token reward. Implements `prefrl.core.reward.model.Body`."""
+    """E transformer encoders over (prompt, completion) token rows; each reads out one scalar: the sum (or mean,
+    `pool`) over the completion's tokens of a per-token reward. Implements `prefrl.core.reward.model.Body`."""
 
     def __init__(self, vocab_size: int, cfg: RewardModelConfig, text: TextRewardConfig) -> None:
         super().__init__()
@@ -99,6 +106,7 @@ class TextBody(nn.Module):
             raise ValueError(f"width {d} is not a multiple of {text.heads} heads")
         self.members = e
         self.prompt_len = text.max_prompt_tokens
+        self.pool = text.pool
         self.length = text.max_prompt_tokens + text.max_completion_tokens
         self.tok = _param(e, vocab_size, d, std=0.5)
         self.pos = _param(e, 1, self.length, d, std=0.02)
@@ -143,7 +151,8 @@ class TextBody(nn.Module):
             for block in self.blocks:
                 h = block(h, key_mask)
             per_token = per_token + torch.einsum("enld,ed->enl", self.ln(h), self.state_head)
-        return ((per_token * completion).sum(-1) / completion.sum(-1).clamp_min(1)).reshape(e, *lead)
+        count = completion.sum(-1).clamp_min(1) if self.pool == "mean" else self.length - self.prompt_len
+        return ((per_token * completion).sum(-1) / count).reshape(e, *lead)
 
     def penalised_weights(self) -> Iterator[torch.Tensor]:
         yield self.tok

@@ -21,8 +21,8 @@ LENGTH = 16
 PREFIX = "letter: "
 DEMO_SHARE = 0.25
 """Chance that a demonstration's letter is the named one (the rest uniform over the letters). A model trained on
-demonstrations with no hint of the target (1/8) ignores the prompt, and RL alone did not teach a 2-layer model to
-read it in 200 steps; with a hint, SFT learns to read the prompt and RL sharpens it."""
+demonstrations with no hint of the target (1/8) ignores the prompt, and RL alone did not teach the tiny model to
+read it (true score 0.13 throughout); with a hint, SFT learns to read the prompt (0.27) and RL sharpens it (0.99)."""
 
 
 def prompt_for(letter: str) -> str:

@@ -10,7 +10,7 @@ import torch
 
 from prefrl.config import RewardModelConfig
 from prefrl.core.reward.model import RewardModel
-from prefrl.core.store import PreferenceStore
+from prefrl.core.store import Store
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def preference_loss(ret_left: torch.Tensor, ret_right: torch.Tensor, target: tor
     return -(target * torch.log(p_left) + (1 - target) * torch.log1p(-p_left))
 
 
-def rating_pairs(store: PreferenceStore, rng: np.random.Generator, val_fraction: float,
+def rating_pairs(store: Store, rng: np.random.Generator, val_fraction: float,
                  per_clip: int = 4) -> list[tuple[int, int, float, bool]]:
     """Comparisons implied by ratings: a clip rated higher is preferred to one rated lower, across queries.
 
@@ -103,7 +103,7 @@ class RewardTrainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self._clips: dict[int, tuple[torch.Tensor, int]] = {}  # clip id -> (features, absorbing steps)
 
-    def data_from_store(self, store: PreferenceStore) -> PreferenceData | None:
+    def data_from_store(self, store: Store) -> PreferenceData | None:
         """Every comparison label, plus comparisons implied by ratings of single clips."""
         triples = [(q.left_id, q.right_id, lab.answer.target, is_held_out(q.id, self.cfg.val_fraction))
                    for q, lab in store.labelled_pairs() if lab.answer.target is not None]
@@ -182,7 +182,7 @@ class RewardTrainer:
         acc = (pred_left[decided] == (target[decided] > 0.5)).float().mean().item()
         return loss, acc
 
-    def fit(self, store: PreferenceStore) -> RewardStats | None:
+    def fit(self, store: Store) -> RewardStats | None:
         """Update the model on every label in `store` (None when there is none yet)."""
         data = self.data_from_store(store)
         return None if data is None else self.update(data)

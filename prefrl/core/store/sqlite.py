@@ -1,4 +1,4 @@
-"""The preference store: one SQLite database per run, the bus between trainer, teachers and UI.
+"""The embedded preference store: one SQLite database per run (RUN/prefs.sqlite), the default backend of `Store`.
 
 Every clip, query and label is a row the moment it exists; each write is its own committed
 transaction, so a crash loses nothing that was given. WAL mode lets a labelling UI in another
@@ -8,18 +8,19 @@ process read and write while the trainer does.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 from prefrl.core.data import Answer, Clip, Label, Query
+from prefrl.core.store.base import Origin, finite_or_none, in_check_share, sha256
 from prefrl.errors import PrefrlError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,9 +53,16 @@ CREATE TABLE IF NOT EXISTS labels (
     answer TEXT NOT NULL,
     labeler TEXT NOT NULL,
     created REAL NOT NULL,
-    undone INTEGER NOT NULL DEFAULT 0
+    undone INTEGER NOT NULL DEFAULT 0,
+    shown REAL,
+    role TEXT NOT NULL DEFAULT 'standing'
 );
-CREATE UNIQUE INDEX IF NOT EXISTS labels_standing ON labels(query_id) WHERE undone = 0;
+CREATE UNIQUE INDEX IF NOT EXISTS labels_standing ON labels(query_id) WHERE undone = 0 AND role = 'standing';
+CREATE TABLE IF NOT EXISTS labelers (
+    name TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ratings (
     id INTEGER PRIMARY KEY,
     clip_id INTEGER NOT NULL REFERENCES clips(id),
@@ -66,7 +74,9 @@ CREATE TABLE IF NOT EXISTS ratings (
 """
 
 # A query is open while no standing label answers it (used as `queries q` in the SQL below).
-_OPEN = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0)"
+_OPEN = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0 AND l.role = 'standing')"
+# A label that answers its query (not a second labeller's check of it, not undone).
+_STANDING = "undone = 0 AND role = 'standing'"
 
 # Each entry upgrades a store from the version before it.
 _MIGRATIONS = {
@@ -75,11 +85,11 @@ _MIGRATIONS = {
     3: ["ALTER TABLE queries ADD COLUMN origin TEXT NOT NULL DEFAULT 'asked'", "DROP INDEX IF EXISTS labels_query"],
     # the text of a text policy's clip: its prompt and completion
     4: ["ALTER TABLE clips ADD COLUMN prompt TEXT", "ALTER TABLE clips ADD COLUMN completion TEXT"],
+    # when a label's query was shown (time per label); a second labeller's answer kept as a check of the first;
+    # labellers of the web page with their tokens (the table itself is created with the schema)
+    5: ["ALTER TABLE labels ADD COLUMN shown REAL",
+        "ALTER TABLE labels ADD COLUMN role TEXT NOT NULL DEFAULT 'standing'", "DROP INDEX IF EXISTS labels_standing"],
 }
-
-Origin = Literal["asked", "imported"]
-"""Who put a query in the store: the run that asks it, or `prefrl import` (which the label budget does not count)."""
-
 
 class PreferenceStore:
     """Clips, queries and labels of one run, in one SQLite file.
@@ -171,7 +181,7 @@ class PreferenceStore:
                 "INSERT INTO clips (env_id, episode, start, length, env_step, true_return, data, created, prompt,"
                 " completion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.env_id, clip.episode, clip.start, clip.length, clip.env_step,
-                 _finite_or_none(clip.true_return), clip.to_bytes(), time.time(), clip.prompt, clip.completion))
+                 finite_or_none(clip.true_return), clip.to_bytes(), time.time(), clip.prompt, clip.completion))
             return int(cur.lastrowid or 0)
 
     def clip(self, clip_id: int) -> Clip:
@@ -219,7 +229,7 @@ class PreferenceStore:
 
     def is_open(self, query_id: int) -> bool:
         """True while the query has no standing label."""
-        row = self._conn().execute("SELECT 1 FROM labels WHERE query_id=? AND undone=0", (query_id,)).fetchone()
+        row = self._conn().execute(f"SELECT 1 FROM labels WHERE query_id=? AND {_STANDING}", (query_id,)).fetchone()
         return row is None
 
     def count_pending(self) -> int:
@@ -251,6 +261,35 @@ class PreferenceStore:
         with self._tx() as c:
             c.execute("UPDATE queries SET claimed_by=NULL, claimed_at=NULL WHERE claimed_by=?", (labeler,))
 
+    in_check_share = staticmethod(in_check_share)
+
+    def claim_check(self, labeler: str, share: float, exclude: set[int] | frozenset[int] = frozenset(),
+                    lease_s: float = 300.0) -> Query | None:
+        """Reserve the oldest answered query to be checked by a second labeller: it is in the double `share`
+        (`in_check_share`), someone else gave its standing label (not a skip), nobody has checked it yet, and no
+        other labeller holds it (the one who answered it no longer counts as holding it). The answer then goes
+        to `add_label`, which keeps it as a check; `checks()` pairs it with the standing label."""
+        now = time.time()
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT q.id, q.left_clip, q.right_clip, q.created, q.env_step FROM queries q JOIN labels s "
+                "ON s.query_id = q.id AND s.undone = 0 AND s.role = 'standing' "
+                "WHERE s.labeler != ? AND s.answer != 'skip' AND (q.id * 2654435761) % 4294967296 < ? "
+                "AND NOT EXISTS (SELECT 1 FROM labels k WHERE k.query_id = q.id AND k.undone = 0 AND k.role = 'check') "
+                "AND (q.claimed_by IS NULL OR q.claimed_by = ? OR q.claimed_by = s.labeler OR q.claimed_at < ?) "
+                "ORDER BY q.id", (labeler, share * 2**32, labeler, now - lease_s)).fetchall()
+            for r in rows:
+                if r[0] not in exclude:
+                    c.execute("UPDATE queries SET claimed_by=?, claimed_at=? WHERE id=?", (labeler, now, r[0]))
+                    return Query(*r)
+        return None
+
+    def claim_of(self, query_id: int) -> tuple[str, float] | None:
+        """(labeller, time it was handed to them) of the query's latest claim (`claim_next` or `claim_check`),
+        or None: when a page showed the query, kept in the store so that a restarted server still knows it."""
+        row = self._conn().execute("SELECT claimed_by, claimed_at FROM queries WHERE id=?", (query_id,)).fetchone()
+        return None if row is None or row[0] is None else (str(row[0]), float(row[1]))
+
     # -- ratings -------------------------------------------------------------------------------
     def add_rating(self, clip_id: int, value: float, labeler: str) -> int:
         """Commit one rating of a single clip (e.g. 1-5, or 0/1 for bad/good) at once."""
@@ -276,42 +315,87 @@ class PreferenceStore:
         return int(row[1])
 
     # -- labels --------------------------------------------------------------------------------
-    def add_label(self, query_id: int, answer: Answer, labeler: str) -> int:
+    def add_label(self, query_id: int, answer: Answer, labeler: str, shown: float | None = None) -> int:
         """Commit one answer at once; returns the query's standing label. First answer wins: the unique index on a
-        query's standing label turns a second answer into nothing, whoever writes it."""
+        query's standing label turns a second answer into nothing, whoever writes it. A second labeller's answer
+        to an answered query is kept as a check of the first (for agreement), never as a label to learn from.
+        `shown`: when the labeller was shown the query (time.time()), for the time each label took."""
+        now = time.time()
         with self._tx() as c:
-            cur = c.execute("INSERT INTO labels (query_id, answer, labeler, created) VALUES (?,?,?,?) "
-                            "ON CONFLICT DO NOTHING", (query_id, Answer(answer).value, labeler, time.time()))
+            cur = c.execute("INSERT INTO labels (query_id, answer, labeler, created, shown) VALUES (?,?,?,?,?) "
+                            "ON CONFLICT DO NOTHING", (query_id, Answer(answer).value, labeler, now, shown))
             if cur.rowcount == 1:
                 return int(cur.lastrowid or 0)
-            return int(c.execute("SELECT id FROM labels WHERE query_id=? AND undone=0", (query_id,)).fetchone()[0])
+            standing, first = c.execute(f"SELECT id, labeler FROM labels WHERE query_id=? AND {_STANDING}",
+                                        (query_id,)).fetchone()
+            mine = c.execute("SELECT 1 FROM labels WHERE query_id=? AND labeler=? AND undone=0",
+                             (query_id, labeler)).fetchone()
+            if first != labeler and mine is None:
+                c.execute("INSERT INTO labels (query_id, answer, labeler, created, shown, role) "
+                          "VALUES (?,?,?,?,?,'check')", (query_id, Answer(answer).value, labeler, now, shown))
+            return int(standing)
 
     def undo_last_label(self, labeler: str) -> Label | None:
-        """Withdraw the labeler's latest label (kept in the table, marked undone); its query is pending again."""
+        """Withdraw the labeler's latest label (kept in the table, marked undone); its query is pending again
+        (unless the label was a check of someone else's)."""
         with self._tx() as c:
-            row = c.execute("SELECT id, query_id, answer, labeler, created FROM labels WHERE labeler=? AND "
+            row = c.execute("SELECT id, query_id, answer, labeler, created, shown FROM labels WHERE labeler=? AND "
                             "undone=0 ORDER BY id DESC LIMIT 1", (labeler,)).fetchone()
             if row is None:
                 return None
             c.execute("UPDATE labels SET undone=1 WHERE id=?", (row[0],))
-        return Label(row[0], row[1], Answer(row[2]), row[3], row[4])
+        return Label(row[0], row[1], Answer(row[2]), row[3], row[4], row[5])
 
     def labels(self) -> list[Label]:
-        rows = self._conn().execute(
-            "SELECT id, query_id, answer, labeler, created FROM labels WHERE undone=0 ORDER BY id").fetchall()
-        return [Label(r[0], r[1], Answer(r[2]), r[3], r[4]) for r in rows]
+        """Every standing label, oldest first."""
+        rows = self._conn().execute(f"SELECT id, query_id, answer, labeler, created, shown FROM labels "
+                                    f"WHERE {_STANDING} ORDER BY id").fetchall()
+        return [Label(r[0], r[1], Answer(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def count_labels(self, include_skips: bool = True) -> int:
-        sql = "SELECT COUNT(*) FROM labels WHERE undone=0" + ("" if include_skips else " AND answer != 'skip'")
+        sql = f"SELECT COUNT(*) FROM labels WHERE {_STANDING}" + ("" if include_skips else " AND answer != 'skip'")
         return int(self._conn().execute(sql).fetchone()[0])
 
     def labelled_pairs(self) -> list[tuple[Query, Label]]:
         """Every standing label with its query, oldest first."""
         rows = self._conn().execute(
-            "SELECT q.id, q.left_clip, q.right_clip, q.created, q.env_step, l.id, l.answer, l.labeler, l.created "
-            "FROM labels l JOIN queries q ON q.id = l.query_id WHERE l.undone = 0 ORDER BY l.id").fetchall()
-        return [(Query(*r[:5]), Label(r[5], r[0], Answer(r[6]), r[7], r[8])) for r in rows]
+            "SELECT q.id, q.left_clip, q.right_clip, q.created, q.env_step, l.id, l.answer, l.labeler, l.created, "
+            "l.shown FROM labels l JOIN queries q ON q.id = l.query_id WHERE l.undone = 0 AND l.role = 'standing' "
+            "ORDER BY l.id").fetchall()
+        return [(Query(*r[:5]), Label(r[5], r[0], Answer(r[6]), r[7], r[8], r[9])) for r in rows]
 
+    def checks(self) -> list[tuple[Label, Label]]:
+        """(standing label, a second labeller's check of it) for every query answered twice."""
+        rows = self._conn().execute(
+            "SELECT s.id, s.query_id, s.answer, s.labeler, s.created, s.shown, "
+            "k.id, k.query_id, k.answer, k.labeler, k.created, k.shown FROM labels k JOIN labels s "
+            "ON s.query_id = k.query_id AND s.undone = 0 AND s.role = 'standing' "
+            "WHERE k.undone = 0 AND k.role = 'check' ORDER BY k.id").fetchall()
+        return [(Label(r[0], r[1], Answer(r[2]), r[3], r[4], r[5]), Label(r[6], r[7], Answer(r[8]), r[9], r[10], r[11]))
+                for r in rows]
 
-def _finite_or_none(x: float) -> float | None:
-    return x if x == x and abs(x) != float("inf") else None
+    def answer_times(self) -> dict[str, list[float]]:
+        """Seconds from being shown a query to answering it, per labeller (labels whose showing was recorded)."""
+        out: dict[str, list[float]] = {}
+        for labeler, seconds in self._conn().execute(
+                "SELECT labeler, created - shown FROM labels WHERE undone = 0 AND shown IS NOT NULL ORDER BY id"):
+            out.setdefault(str(labeler), []).append(float(seconds))
+        return out
+
+    # -- labellers of the web page -------------------------------------------------------------
+    def add_labeler(self, name: str) -> str:
+        """Register a labeller (or give them a new token); returns the token, which only its hash is stored of."""
+        token = secrets.token_urlsafe(24)
+        with self._tx() as c:
+            c.execute("INSERT INTO labelers (name, token_sha256, created) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE "
+                      "SET token_sha256 = excluded.token_sha256", (name, sha256(token), time.time()))
+        return token
+
+    def labeler_of(self, token: str) -> str | None:
+        """The labeller a token belongs to, or None."""
+        row = self._conn().execute("SELECT name FROM labelers WHERE token_sha256=?", (sha256(token),)).fetchone()
+        return None if row is None else str(row[0])
+
+    def labelers(self) -> list[str]:
+        return [str(r[0]) for r in self._conn().execute("SELECT name FROM labelers ORDER BY created")]
+
