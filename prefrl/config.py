@@ -86,10 +86,13 @@ class TeacherConfig:
     """skip: no answer when both clips' returns are below this."""
     equal_threshold: float = 0.0
     """equal: answer 'equal' when the returns differ by at most this."""
+    seconds_per_label: float = 0.0
+    """Above 0: the scripted teacher stands in for a person: it answers through the store, one query every this many
+    seconds, on a thread, and the run waits for it as for a person (clips last --queries.clip-seconds too)."""
 
     def __post_init__(self) -> None:
         _check_ranges(self, "--teacher-params.", {"epsilon": UNIT, "gamma": UNIT_ABOVE_ZERO,
-                                                  "equal_threshold": NON_NEGATIVE})
+                                                  "equal_threshold": NON_NEGATIVE, "seconds_per_label": NON_NEGATIVE})
 
 
 @dataclass(frozen=True)
@@ -299,9 +302,14 @@ class TrainConfig:
         return self.queries.clip_length
 
     @property
+    def person_paced(self) -> bool:
+        """Answers come at a person's pace: from a person, or a scripted teacher standing in for one."""
+        return self.teacher == "human" or self.teacher_params.seconds_per_label > 0
+
+    @property
     def waits_for_person(self) -> bool:
         """A person answers, and the loop waits for them where it must (--wait-for-labels)."""
-        return self.teacher == "human" and self.wait_for_labels and self.asks_for_labels
+        return self.person_paced and self.wait_for_labels and self.asks_for_labels
 
     @property
     def initial_labels(self) -> int:

@@ -83,7 +83,7 @@ class RunDir:
         imported = open_store(run.path, cfg.store, cfg.env).env_id if known else None
         cfg = dataclasses.replace(cfg, env=cfg.env or imported or DEFAULT_ENV, out=run.path)
         env = make_env(cfg.env_id)  # an unknown env id fails here, before anything is written
-        clip = cfg.queries.clip_length or clip_steps(env, cfg.teacher == "human", cfg.queries.clip_seconds)
+        clip = cfg.queries.clip_length or clip_steps(env, cfg.person_paced, cfg.queries.clip_seconds)
         env.close()
         return run, dataclasses.replace(cfg, queries=dataclasses.replace(cfg.queries, clip_length=clip))
 

@@ -35,7 +35,7 @@ from prefrl.core.reward.trainer import RewardStats, RewardTrainer
 from prefrl.core.schedule import LabelSchedule
 from prefrl.core.selection import make_selector
 from prefrl.core.store import Store, open_store
-from prefrl.core.teachers import ScriptedTeacher
+from prefrl.core.teachers import PacedTeacher, ScriptedTeacher
 from prefrl.core.timing import Timers
 from prefrl.errors import PrefrlError
 from prefrl.gym.agent import make_agent, policy_device, resolve_agent_config, resolve_device
@@ -128,11 +128,18 @@ class Session:
                 schedule=LabelSchedule(total=cfg.labels, initial=initial, horizon=max(1, horizon_steps),
                                        t0=max(1.0, cfg.queries.decay * max(1, horizon_steps))),
                 selector=make_selector(cfg.queries.selection, model, cfg.queries.oversample),
-                teacher=None if human else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng),
-                max_open=cfg.queries.max_open if human else None, reference_fraction=cfg.queries.reference_fraction,
+                teacher=None if cfg.person_paced else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng),
+                max_open=cfg.queries.max_open if cfg.person_paced else None,
+                reference_fraction=cfg.queries.reference_fraction,
                 background=BackgroundFitter(model, trainer, timers) if background else None, timers=timers)
-        if prefs is not None and human:
+        if prefs is not None and cfg.person_paced:
             prefs.reset_person()  # a choice made in an earlier session of this run (go on without me, stop) lapses
+        stand_in = None
+        if prefs is not None and cfg.person_paced and not human:  # a scripted teacher at a person's pace
+            scripted = ScriptedTeacher(cfg.teacher, cfg.teacher_params, np.random.default_rng([cfg.seed, 2]))
+            stand_in = PacedTeacher(lambda: open_store(run.path, cfg.store), scripted,
+                                    cfg.teacher_params.seconds_per_label)
+            stand_in.start()
         if human and hasattr(os, "nice"):
             os.nice(5)  # a person's time is the scarce one: rendering and the window get the CPU before the agent
         bar = tqdm(total=cfg.steps, initial=wrapper.env_step, unit="step", disable=not cfg.progress,
@@ -142,6 +149,8 @@ class Session:
         try:
             yield session
         finally:
+            if stand_in is not None:
+                stand_in.stop()
             bar.close()
             venv.close()
             if store is not None:

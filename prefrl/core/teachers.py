@@ -5,6 +5,9 @@ All teachers answer through the store (`answer_pending`), the same way the human
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -68,3 +71,39 @@ def answer_pending(store: Store, teacher: Teacher) -> int:
         store.add_label(q.id, teacher.answer(store.clip(q.left_id), store.clip(q.right_id)), teacher.name)
         n += 1
     return n
+
+
+class PacedTeacher:
+    """A scripted teacher standing in for a person: on a thread, it claims open queries from the store one at a time
+    and answers each `seconds` after it was shown, as a person in the window would (with `shown` times), until
+    stopped. The loop waits for it as for a person; tests and benchmarks of the human loop use it."""
+
+    def __init__(self, open_store: Callable[[], Store], teacher: ScriptedTeacher, seconds: float) -> None:
+        self.open_store = open_store
+        self.teacher = teacher
+        self.seconds = seconds
+        self.answered = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prefrl-paced-teacher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        store = self.open_store()
+        name = f"{self.teacher.name}-paced"
+        while not self._stop.is_set():
+            query = store.claim_next(name)
+            if query is None:
+                self._stop.wait(0.05)
+                continue
+            shown = time.time()
+            answer = self.teacher.answer(store.clip(query.left_id), store.clip(query.right_id))
+            if self._stop.wait(max(0.0, shown + self.seconds - time.time())):
+                break
+            store.add_label(query.id, answer, name, shown=shown)
+            self.answered += 1

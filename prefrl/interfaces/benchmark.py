@@ -40,7 +40,7 @@ class Job:
 
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
     """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync] (-sync: every reward-model fit on the
-    agent's path, --no-reward-model.background)."""
+    agent's path, --reward-model.no-background)."""
     if arm == "true":
         return replace(base, reward="true")
     if arm.endswith("-sync"):

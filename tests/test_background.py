@@ -1,0 +1,79 @@
+"""Fitting off the agent's path: the live model changes only when the loop swaps weights in; a failed fit ends the
+run with a clear error; a run's stage timers add up to its wall time; a scripted teacher can stand in for a person."""
+
+import copy
+import csv
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from prefrl.config import RewardModelConfig, TeacherConfig, TrainConfig
+from prefrl.core.data import Answer
+from prefrl.core.reward.background import BackgroundFitter, FitFailed
+from prefrl.core.reward.factory import make_reward_model
+from prefrl.core.reward.trainer import RewardTrainer
+from prefrl.core.store import PreferenceStore
+from prefrl.loop import train
+from tests.conftest import make_clip
+
+
+def _labelled_store(tmp_path, rng, n: int = 40) -> PreferenceStore:
+    store = PreferenceStore(tmp_path / "p.sqlite", env_id="E-v0")
+    for _ in range(n):
+        a, b = make_clip(rng), make_clip(rng)
+        q = store.add_query(store.add_clip(a), store.add_clip(b), env_step=0)
+        store.add_label(q, Answer.LEFT if a.true_return > b.true_return else Answer.RIGHT, "oracle")
+    return store
+
+
+def test_the_live_model_takes_new_weights_only_when_swapped(tmp_path, rng):
+    cfg = RewardModelConfig(members=2, epochs=5)
+    live = make_reward_model(gym.spaces.Box(-9, 9, (3,)), gym.spaces.Box(-1, 1, (2,)), cfg)
+    fitter = BackgroundFitter(live, RewardTrainer(copy.deepcopy(live), cfg, rng))
+    before = {k: v.clone() for k, v in live.state_dict().items()}
+    store = _labelled_store(tmp_path, rng)
+    assert fitter.submit(store, [make_clip(rng) for _ in range(5)])
+    fitter._thread.join()  # the fit is done, but the agent's model is untouched until the loop swaps
+    assert all(torch.equal(before[k], v) for k, v in live.state_dict().items())
+    assert fitter.swap() and live.fitted and fitter.stats is not None and fitter.fits == 1
+    assert not all(torch.equal(before[k], v) for k, v in live.state_dict().items())
+    weights, trainer_state = fitter.saved_state()
+    assert torch.equal(weights["out_std"], live.out_std) and "opt" in trainer_state
+    assert not fitter.swap()  # nothing new since
+
+
+def test_a_failed_fit_ends_the_run_with_its_cause(tmp_path, rng):
+    cfg = RewardModelConfig(members=2)
+    live = make_reward_model(gym.spaces.Box(-9, 9, (4,)), gym.spaces.Box(-1, 1, (2,)), cfg)  # clips have 3 obs
+    fitter = BackgroundFitter(live, RewardTrainer(copy.deepcopy(live), cfg, rng))
+    fitter.submit(_labelled_store(tmp_path, rng), [])
+    with pytest.raises(FitFailed, match="background fit failed: RuntimeError"):
+        fitter.wait()
+
+
+def test_stage_timers_add_up_to_the_wall_time_and_reach_the_report(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(env="prefrl/PointReach-v0", steps=8192, labels=30, out=out, update_every=2048,
+                      video_steps=0, eval_episodes=1, progress=False))
+    with (out / "metrics.csv").open() as f:
+        last = list(csv.DictReader(f))[-1]
+    stages = {k: float(v) for k, v in last.items() if k.startswith("t_") and k != "t_reward_fit_background"}
+    assert stages["t_policy_update"] > 0 and stages["t_env"] > 0 and stages["t_reward_inference"] > 0
+    assert 0.7 * float(last["wall_s"]) < sum(stages.values()) < 1.1 * float(last["wall_s"]) + 0.5
+    report = (out / "report.md").read_text()
+    assert "## Where the time went" in report and "policy update" in report
+
+
+def test_a_scripted_teacher_at_a_persons_pace_is_waited_for(tmp_path):
+    out = tmp_path / "run"
+    result = train(TrainConfig(env="prefrl/PointReach-v0", steps=8192, labels=16, out=out, update_every=2048,
+                               video_steps=0, eval_episodes=1, progress=False,
+                               teacher_params=TeacherConfig(seconds_per_label=0.1)))
+    store = PreferenceStore(out / "prefs.sqlite")
+    assert result.labels == 16 == store.count_queries("asked") and store.count_pending() == 0
+    waits = [lab.created - lab.shown for lab in store.labels() if lab.shown is not None]
+    assert len(waits) == 16 and np.median(waits) >= 0.1 and {lab.labeler for lab in store.labels()} == {"oracle-paced"}
+    config = TrainConfig.from_json((out / "config.json").read_text())
+    assert config.queries.clip_length == 30  # a person's clip: 1.5 s of PointReach at 20 steps a second
