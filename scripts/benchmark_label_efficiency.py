@@ -14,20 +14,25 @@ a marker in docs/benchmarks.md name it.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
+from prefrl.config import TeacherConfig
 from prefrl.interfaces.benchmark import (
     DOC_TABLES,
     append_rows,
+    make_jobs,
     plot_curves,
     results_from_runs,
     run_benchmark,
     runs_table,
     update_doc_tables,
 )
+from prefrl.interfaces.sweep import run_on_ray
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -60,6 +65,9 @@ class Args:
     """With --from-runs: the budget to report (each run's evaluation at or just past it; default --steps)."""
     only_arms: list[str] = field(default_factory=list)
     """With --from-runs or --curves: only these arms (default: every arm found)."""
+    runner: Literal["pool", "ray"] = "pool"
+    """pool: a local process per run (--workers at once); ray: each run a Ray task (this machine's cores, or the
+    cluster of RAY_ADDRESS), as `prefrl sweep` runs them; finished runs in OUT/results.jsonl are skipped."""
     curves: Path | None = None
     """Also plot evaluation return over steps per env and arm from the run directories (--out or --from-runs)."""
 
@@ -67,6 +75,10 @@ class Args:
 def main(args: Args) -> None:
     if args.from_runs is not None:
         rows = results_from_runs(args.from_runs, args.at_steps or args.steps, args.only_arms)
+    elif args.runner == "ray":
+        jobs = make_jobs(args.envs, args.seeds, args.arms, args.steps, args.out, TeacherConfig(epsilon=args.epsilon),
+                         args.evaluations, batch=time.strftime("%Y%m%d-%H%M%S"))
+        rows = run_on_ray(jobs, args.out)
     else:
         rows = run_benchmark(args.envs, args.seeds, args.arms, args.steps, args.workers, args.out, args.epsilon,
                              args.evaluations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -119,3 +120,21 @@ def preference_data(model: Any, clip: Any, n: int, val_share: float = 0.3) -> An
     (left, left_absorbing), (right, right_absorbing) = side(0), side(1)
     target = torch.tensor([1.0 if a[2] > b[2] else 0.0 for a, b in rows])
     return PreferenceData(left, right, target, is_val, left_absorbing, right_absorbing)
+
+
+def make_point_reach_dying_once(render_mode: str | None = None) -> gym.Env:
+    """prefrl/PointReach-v0 whose process dies (os._exit) once, at its 200th step, the first time it runs with
+    PREFRL_TEST_DIE_ONCE naming a file that does not exist yet (it creates it): a worker killed mid-run."""
+    return _DyingOnce(TimeLimit(PointReachEnv(render_mode=render_mode), max_episode_steps=50))
+
+
+class _DyingOnce(gym.Wrapper):
+    steps = 0
+
+    def step(self, action: Any) -> Any:
+        _DyingOnce.steps += 1
+        marker = os.environ.get("PREFRL_TEST_DIE_ONCE")
+        if marker and _DyingOnce.steps >= 200 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        return self.env.step(action)

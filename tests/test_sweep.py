@@ -31,3 +31,28 @@ def test_tiny_sweep_writes_a_row_per_run_and_skips_them_when_run_again(tmp_path,
     assert "| prefrl/PointReach-v0 | oracle-20 | 2 |" in table
     assert run_sweep(args) == []  # everything is there: nothing runs again
     assert len((tmp_path / "sweep" / "results.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_job_whose_worker_dies_is_retried_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """The run's process dies (os._exit) after its first checkpoints; Ray starts the task again, and the run goes on
+    from where it was saved rather than from scratch."""
+    import os
+
+    import ray
+
+    marker = tmp_path / "died"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PREFRL_TEST_DIE_ONCE": str(marker),
+                                       "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}})
+    try:
+        args = SweepArgs(envs="tests.factories:make_point_reach_dying_once", seeds=1, arms="oracle-20", steps=3072,
+                         out=tmp_path / "sweep", evaluations=0, max_retries=2)
+        rows = run_sweep(args)
+    finally:
+        ray.shutdown()
+    assert marker.exists(), "the worker never died: the test did not test a retry"
+    assert len(rows) == 1 and rows[0]["env_steps"] >= 3072 and rows[0]["labels"] == 20
+    run = tmp_path / "sweep" / "tests.factories:make_point_reach_dying_once" / "oracle-20" / "seed0"
+    steps = [int(float(line.split(",")[0])) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(steps) and steps[0] < 1536  # one run, continued: its first rows were not started over

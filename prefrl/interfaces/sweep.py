@@ -110,25 +110,33 @@ def _run_job(job: Job) -> dict[str, Any]:
 def run_sweep(args: SweepArgs) -> list[dict[str, Any]]:
     """Run the sweep's missing jobs on Ray; returns the rows of the runs finished now. Raises PrefrlError naming the
     runs that failed (the others still finish and are kept; a rerun retries the failed ones)."""
+    return run_on_ray(sweep_jobs(args), args.out, args.address, args.gpus, args.max_retries)
+
+
+def run_on_ray(jobs: list[Job], out: Path, address: str | None = None, gpus: float = 0.0,
+               max_retries: int = 3) -> list[dict[str, Any]]:
+    """Run `jobs` as Ray tasks (skipping those OUT/results.jsonl already holds), a row appended there as each
+    finishes and OUT/results.md rewritten; the label-efficiency benchmark (`--runner ray`) and `prefrl sweep` both
+    go through here."""
     try:
         import ray
     except ImportError as e:
         raise PrefrlError(f"sweeps run on Ray ({e}): pip install 'prefrl[ray]'") from None
-    out = args.out.resolve()
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     done = _done_keys(results)
-    jobs = [j for j in sweep_jobs(args) if (j.env, j.arm, j.seed) not in done]
+    jobs = [j for j in jobs if (j.env, j.arm, j.seed) not in done]
     log.info("%d runs to do, %d already in %s", len(jobs), len(done), results)
     if not jobs:
         return []
-    address = args.address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, log_to_driver=False)
-    task = ray.remote(num_cpus=1, num_gpus=args.gpus, max_retries=args.max_retries)(_run_job)
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=max_retries)(_run_job)
     refs = {task.remote(job): job for job in jobs}
     rows, failed = [], []
     with results.open("a") as f:

@@ -8,6 +8,7 @@ process read and write while the trainer does.
 from __future__ import annotations
 
 import dataclasses
+import random
 import secrets
 import sqlite3
 import threading
@@ -91,6 +92,10 @@ _MIGRATIONS = {
         "ALTER TABLE labels ADD COLUMN role TEXT NOT NULL DEFAULT 'standing'", "DROP INDEX IF EXISTS labels_standing"],
 }
 
+BUSY_PATIENCE_S = 600.0
+"""How long a write waits, in all, for the database lock before it fails."""
+
+
 class PreferenceStore:
     """Clips, queries and labels of one run, in one SQLite file.
 
@@ -149,9 +154,19 @@ class PreferenceStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One committed transaction; BEGIN IMMEDIATE so concurrent writers queue instead of failing."""
+        """One committed transaction; BEGIN IMMEDIATE so concurrent writers queue instead of failing. SQLite's busy
+        wait (30 s a try) is not fair: under heavy contention on a loaded machine a writer can lose every round, so
+        it tries again for up to BUSY_PATIENCE_S before giving up; an answer is not dropped for a busy moment."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        deadline = time.monotonic() + BUSY_PATIENCE_S
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01 + 0.05 * random.random())
         try:
             yield conn
         except BaseException:
