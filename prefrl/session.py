@@ -140,8 +140,8 @@ class Session:
             stand_in = PacedTeacher(lambda: open_store(run.path, cfg.store), scripted,
                                     cfg.teacher_params.seconds_per_label)
             stand_in.start()
-        if human and hasattr(os, "nice"):
-            os.nice(5)  # a person's time is the scarce one: rendering and the window get the CPU before the agent
+        if human and hasattr(os, "nice"):  # a person's time is the scarce one: rendering and the window get the CPU
+            os.nice(max(0, 5 - os.nice(0)))  # first (niceness 5, once per process: runs in one process don't add up)
         bar = tqdm(total=cfg.steps, initial=wrapper.env_step, unit="step", disable=not cfg.progress,
                    desc=f"{env_id} ({cfg.reward} reward)")
         session = cls(cfg, run, agent_cfg, wrapper, outer, agent, model, prefs, rng, episode_score, resumed, bar,

@@ -11,9 +11,10 @@ from prefrl.interfaces.sweep import SweepArgs, run_sweep  # noqa: E402
 
 
 @pytest.fixture
-def local_ray():
+def local_ray(monkeypatch):
     import ray
 
+    monkeypatch.setenv("RAY_worker_register_timeout_seconds", "300")  # a loaded machine starts workers slowly
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
@@ -40,6 +41,7 @@ def test_a_job_whose_worker_dies_is_retried_and_resumes_from_its_checkpoint(tmp_
 
     import ray
 
+    monkeypatch.setenv("RAY_worker_register_timeout_seconds", "300")  # a loaded machine starts workers slowly
     marker = tmp_path / "died"
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
