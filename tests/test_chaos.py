@@ -84,6 +84,7 @@ def _labeller(run: str, url: str | None, name: str, queue: "mp.Queue[tuple[str, 
             continue
         label_id = store.add_label(q.id, Answer.LEFT if rng.random() < 0.5 else Answer.RIGHT, name)
         queue.put((name, q.id, label_id))
+        time.sleep(0.002)  # a person pauses between labels: the others get their turns at the lock
 
 
 def test_four_labellers_at_once_give_each_query_one_standing_label_and_lose_none(tmp_path, rng, store_url):
