@@ -288,12 +288,12 @@ BAR = 0.9
 """The issue's bar for RLHF / true reward; generated tables print ratios at or above it in bold."""
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The result rows of a JSONL file, one run a line. A line that is not a JSON object holding ROW_FIELDS
-    raises PrefrlError naming the file, the line and the field."""
+def read_rows(path: Path, fields: tuple[str, ...] = ROW_FIELDS,
+              writer: str = "scripts/benchmark_label_efficiency.py --rows") -> list[dict[str, Any]]:
+    """The result rows of a JSONL file, one run a line. A line that is not a JSON object holding `fields` raises
+    PrefrlError naming the file, the line and the field; `writer` names what writes such files."""
     if not path.exists():
-        raise PrefrlError(f"no result rows at {path}: give a JSONL file written by "
-                          "scripts/benchmark_label_efficiency.py --rows")
+        raise PrefrlError(f"no result rows at {path}: give a JSONL file written by {writer}")
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -304,9 +304,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             raise PrefrlError(f"{path}:{n}: not JSON ({e.msg}): one result row a line") from None
         if not isinstance(row, dict):
             raise PrefrlError(f"{path}:{n}: a row is a JSON object, not {type(row).__name__}")
-        missing = [f for f in ROW_FIELDS if f not in row]
+        missing = [f for f in fields if f not in row]
         if missing:
-            raise PrefrlError(f"{path}:{n}: the row has no {', '.join(missing)} (a row holds {', '.join(ROW_FIELDS)})")
+            raise PrefrlError(f"{path}:{n}: the row has no {', '.join(missing)} (a row holds {', '.join(fields)})")
         rows.append(row)
     return rows
 
@@ -411,22 +411,7 @@ LLM_ROW_FIELDS = ("task", "arm", "seed", "labels", "steps", "beta", "base_score"
 
 def read_llm_rows(path: Path) -> list[dict[str, Any]]:
     """The rows of scripts/benchmark_llm.py, one run (seed and arm) a line; a bad line raises PrefrlError."""
-    if not path.exists():
-        raise PrefrlError(f"no result rows at {path}: give a JSONL file written by scripts/benchmark_llm.py")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PrefrlError(f"{path}:{n}: not JSON ({e.msg}): one result row a line") from None
-        missing = [f for f in LLM_ROW_FIELDS if not isinstance(row, dict) or f not in row]
-        if missing:
-            raise PrefrlError(f"{path}:{n}: the row has no {', '.join(missing)} (a row holds "
-                              f"{', '.join(LLM_ROW_FIELDS)})")
-        rows.append(row)
-    return rows
+    return read_rows(path, LLM_ROW_FIELDS, "scripts/benchmark_llm.py")
 
 
 @dataclass(frozen=True)
