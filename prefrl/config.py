@@ -150,7 +150,13 @@ class RewardModelConfig:
     batch_size: int = 64
     """Comparisons per gradient step."""
     epochs: int = 20
-    """Passes over the labels per reward-model update."""
+    """Passes per reward-model update over what it trains on: the labels new since the last update and the replay."""
+    replay: int | None = 64
+    """Old labels (drawn afresh each update) trained on beside the new ones, so an update's cost follows the new
+    labels, not all labels. None: every update trains on every label."""
+    image_steps: int | None = 8
+    """For image observations, the steps of each clip a gradient step reads (random; their sum scaled to the clip's
+    length), since each is a CNN pass. None: all. Flat observations are always read whole."""
     max_updates: int = 400
     """Cap on gradient steps per reward-model update."""
     l2: float = 1e-3
@@ -168,7 +174,8 @@ class RewardModelConfig:
     def __post_init__(self) -> None:
         _check_ranges(self, "--reward-model.", {
             "members": POSITIVE, "hidden": POSITIVE, "layers": NON_NEGATIVE, "lr": POSITIVE, "batch_size": POSITIVE,
-            "epochs": POSITIVE, "max_updates": POSITIVE, "l2": NON_NEGATIVE, "val_fraction": UNIT_BELOW_ONE,
+            "epochs": POSITIVE, "replay": NON_NEGATIVE, "image_steps": POSITIVE, "max_updates": POSITIVE,
+            "l2": NON_NEGATIVE, "val_fraction": UNIT_BELOW_ONE,
             "random_answer": UNIT_BELOW_ONE})
 
 

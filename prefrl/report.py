@@ -46,10 +46,18 @@ def write_report(run: RunDir, title: str, store: Store | None = None) -> None:
     agreement of queries answered twice)."""
     plot_runs({run.path.name: run.read_metrics()}, run.path / "report.png", title)
     summary = run.read_state().get("summary", {})
-    lines = [f"# {title}", "", "| env steps | labels | final true return | wall s |", "|---|---|---|---|",
+    nan = float("nan")
+    lines = [f"# {title}", "", "| env steps | labels | final true return | uniform-random policy's return | wall s |",
+             "|---|---|---|---|---|",
              f"| {summary.get('env_steps', '–')} | {summary.get('labels', '–')} | "
-             f"{summary.get('final_true_return', float('nan')):.1f} | {summary.get('wall_s', '–')} |", "",
-             "![learning curves](report.png)", ""]
+             f"{summary.get('final_true_return', nan):.1f} | {summary.get('random_return', nan):.1f} | "
+             f"{summary.get('wall_s', '–')} |", ""]
+    absorbing = summary.get("absorbing_reward")
+    if absorbing is not None and absorbing == absorbing:  # not NaN: a learned reward with the absorbing state
+        verdict = "costs" if absorbing < 0 else "does not cost"
+        lines += [f"The learned reward of the absorbing state after a termination is {absorbing:+.2f} (live steps: "
+                  f"mean 0, std 1 over recent behaviour): ending an episode {verdict} the agent.", ""]
+    lines += ["![learning curves](report.png)", ""]
     lines += timing_lines(run.read_state())
     if store is not None:
         lines += labeller_lines(store)

@@ -40,7 +40,7 @@ from prefrl.core.timing import Timers
 from prefrl.errors import PrefrlError
 from prefrl.gym.agent import make_agent, policy_device, resolve_agent_config, resolve_device
 from prefrl.gym.environments import env_has_true_reward, episode_limit, make_env, score_functions
-from prefrl.gym.evaluation import evaluate_agent
+from prefrl.gym.evaluation import evaluate_agent, random_return
 from prefrl.gym.vec import make_vec_env
 from prefrl.gym.wrapper import ClipRecorder, RewardVecEnvWrapper
 from prefrl.run_dir import RunDir
@@ -229,6 +229,18 @@ class Session:
             return evaluate_agent(self.agent, self.outer, self.cfg.env_id, self.cfg.eval_episodes,
                                   seed=self.cfg.seed + 10_000, score=self.episode_score)
 
+    def random_score(self) -> float:
+        """What a uniform-random policy scores over the same evaluation episodes as `score` (the baseline of
+        normalised ratios)."""
+        with self.timers("evaluation"):
+            return random_return(self.cfg.env_id, self.cfg.eval_episodes, seed=self.cfg.seed + 10_000,
+                                 score=self.episode_score)
+
+    def absorbing_reward(self) -> float:
+        """The learned reward of the absorbing state after a termination, on the agent's scale (zero mean, unit
+        std over recent steps): below 0, ending an episode costs the agent what living would have earned."""
+        return self.model.absorbing_reward() if self.model is not None and self.cfg.absorbing else math.nan
+
     def checkpoint(self) -> None:
         """Save what the run has learned, with its step count, stage timers and wall time (see prefrl.checkpoint)."""
         with self.timers("checkpoint"):
@@ -263,6 +275,8 @@ class Session:
             "rm_val_accuracy": s.val_accuracy if s else math.nan,
             "rm_val_loss": s.val_loss if s else math.nan,
             "rm_l2": s.l2 if s else math.nan,
+            "rm_fit_steps": s.steps if s else math.nan,
+            "absorbing_reward": self.absorbing_reward(),
             "eval_return": eval_return,
             **self.timers.columns(),
         }

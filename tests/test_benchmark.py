@@ -8,19 +8,15 @@ import pytest
 from prefrl.config import TrainConfig
 from prefrl.errors import PrefrlError
 from prefrl.interfaces.benchmark import (
-    DocTable,
-    append_rows,
     arm_config,
-    arm_stats,
     late_return,
     make_jobs,
     plot_curves,
-    read_rows,
     results_from_runs,
     run_benchmark,
-    runs_table,
-    update_doc_tables,
 )
+from prefrl.interfaces.doc_tables import DocTable, SuiteTable, update_doc_tables
+from prefrl.interfaces.rows import append_rows, arm_stats, normalised_ratio, read_rows, runs_table
 from prefrl.run_dir import RunDir
 from tests.conftest import make_clip
 
@@ -122,8 +118,14 @@ def test_result_rows_are_checked_at_the_edge_and_appended_once(tmp_path):
 
 
 def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tmp_path, capsys):
-    results = run_benchmark(["prefrl/PointReach-v0"], [0], ["true", "oracle-40"], 4096, 2, tmp_path)
+    rows_path = tmp_path / "rows.jsonl"
+    results = run_benchmark(["prefrl/PointReach-v0"], [0], ["true", "oracle-40"], 4096, 2, tmp_path,
+                            rows_path=rows_path)
     arms = arm_stats(results)["prefrl/PointReach-v0"]
+    # each run's row went to the rows file as it finished, with the random policy's return over the same episodes
+    rows = read_rows(rows_path)
+    assert sorted(r["arm"] for r in rows) == ["oracle-40", "true"]
+    assert rows[0]["random_return"] == rows[1]["random_return"] < max(r["final_true_return"] for r in rows)
     assert set(arms) == {"true", "oracle-40"} and arms["oracle-40"]["labels"] == 40
     assert arms["oracle-40"]["ratio_to_true"] is not None or arms["true"]["mean"] <= 0
     logged = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
@@ -146,6 +148,14 @@ def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tm
     assert sorted(line.split()[0] for line in lines) == ["prefrl_PointReach-v0/oracle-40/seed0",
                                                            "prefrl_PointReach-v0/true/seed0"]
     assert all(line.split()[-1] != "-" for line in lines)  # both finished: a final score each
+    # what each final agent does about ending episodes, and the learned reward's view of it
+    check = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "termination_check.py"))
+    check["main"](check["Args"](root=tmp_path, episodes=2, out=tmp_path / "termination.jsonl"))
+    checked = {r["arm"]: r for r in read_rows(tmp_path / "termination.jsonl", ("env", "arm", "seed"))}
+    assert set(checked) == {"true", "oracle-40"} and "margin" not in checked["true"]
+    assert checked["oracle-40"]["margin"] == pytest.approx(
+        checked["oracle-40"]["live_mean"] - checked["oracle-40"]["absorbing_reward"])
+    capsys.readouterr()
 
     # scripts/reward_ranks_agents.py scores both arms' agents under the oracle-40 run's reward model
     ranks = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "reward_ranks_agents.py"))
@@ -167,3 +177,29 @@ def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tm
     ranks["main"](ranks["Args"](run=learned_run, agents=[learned_run.parent.parent / "true" / "seed0"], episodes=1))
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"reward model of {learned_run}") and len(out) == 4  # heading, header, two agents
+
+
+def test_the_suite_table_normalises_by_the_random_policy_and_plans_every_task(tmp_path):
+    """Returns below zero (Reacher) still give a ratio in [0, 1] when the learned arm sits between random and true;
+    a suite names each env's own budget, and an env outside it is refused with the fix."""
+    rows = [{"env": "Reacher-v5", "arm": "true", "seed": s, "labels": 0, "final_true_return": -5.0 - s,
+             "wall_s": 1.0, "env_steps": 1_000_000, "random_return": -43.0} for s in range(3)]
+    rows += [{"env": "Reacher-v5", "arm": "oracle-700", "seed": s, "labels": 700, "final_true_return": -10.0,
+              "wall_s": 1.0, "env_steps": 1_000_000, "random_return": -43.0} for s in range(3)]
+    rows += [{"env": "Ant-v5", "arm": "true", "seed": 0, "labels": 0, "final_true_return": 900.0, "wall_s": 1.0,
+              "env_steps": 1_000_000}]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = SuiteTable(("rows.jsonl",), ("true", "oracle-700")).render(tmp_path)
+    reacher = next(line for line in table.splitlines() if line.startswith("| Reacher-v5"))
+    assert f"| **{(-10 + 43) / (-6 + 43):.2f}** |" in reacher and "| 3 / 3 |" in reacher and "| -43 |" in reacher
+    assert normalised_ratio(-10, -6, -43) == pytest.approx(33 / 37)
+    assert normalised_ratio(5, -50, -43) is None  # the true arm no better than random: no ratio
+    ant = next(line for line in table.splitlines() if line.startswith("| Ant-v5"))
+    assert ant.count("–") >= 3  # no learned arm and no random return yet: nothing to normalise
+
+    script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "benchmark_label_efficiency.py"))
+    envs, arms, steps = script["plan"](script["Args"](suite="mujoco"))
+    assert "Ant-v5" in envs and steps["InvertedPendulum-v5"] == 300_000 and steps["Ant-v5"] == 1_000_000
+    assert arms == ["true", "oracle-700"]
+    with pytest.raises(PrefrlError, match="not in suite 'atari'.*leave out --suite"):
+        script["plan"](script["Args"](suite="atari", envs=["Hopper-v5"]))

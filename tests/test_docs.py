@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from prefrl.interfaces.benchmark import update_doc_tables
+from prefrl.interfaces.doc_tables import update_doc_tables
 
 ROOT = Path(__file__).parent.parent
 DOC = ROOT / "docs" / "custom-environments.md"

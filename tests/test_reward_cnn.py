@@ -26,23 +26,32 @@ def _model(cfg: RewardModelConfig, shape=(SIDE, SIDE, 1)) -> RewardEnsemble:
     return model
 
 
-def test_all_members_run_in_one_grouped_call_and_differ(rng):
+def _grouped_reference(body: CnnBody, x: torch.Tensor) -> torch.Tensor:
+    """Member i's output on its own inputs (E, N, D), computed by the grouped layers over member-stacked channels
+    (how checkpoints' weights are laid out)."""
+    e, n = x.shape[:2]
+    img = x[..., :body.obs_dim].float().div(255).reshape(e * n, *body.obs_shape)
+    img = img.reshape(e, n, *body.image).transpose(0, 1).reshape(n, e * body.image[0], *body.image[1:])
+    h = body.convs(img.contiguous()).reshape(n, e, -1).transpose(0, 1)
+    return body.dense(torch.cat([h, x[..., body.obs_dim:].float()], dim=-1)).squeeze(-1)
+
+
+def test_members_share_grouped_weights_run_one_by_one_and_differ(rng):
     torch.manual_seed(0)
     model = _model(RewardModelConfig(members=3), shape=(2, SIDE, SIDE))  # channel-first
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert len(convs) == 4 and all(c.groups == 3 for c in convs)
-    calls = []
-    hook = convs[-1].register_forward_hook(lambda *_: calls.append(1))
+    assert len(convs) == 4 and all(c.groups == 3 for c in convs)  # the checkpoint's layout
     x = model.step_features(rng.integers(0, 256, (2, 5, 2, SIDE, SIDE), dtype=np.uint8),
                             rng.integers(0, N_ACT, (2, 5)))
     assert x.dtype == torch.uint8 and x.shape == (2, 5, 2 * SIDE * SIDE + N_ACT)
     shared = model.body.shared(x)
-    assert shared.shape == (3, 2, 5) and len(calls) == 1
+    assert shared.shape == (3, 2, 5)
     own = model.body.per_member(x.unsqueeze(0).expand(3, *x.shape))
-    assert len(calls) == 2
     torch.testing.assert_close(shared, own)  # the shared-input shortcut computes the same thing
+    with torch.no_grad():
+        reference = _grouped_reference(model.body, x.reshape(1, 10, -1).expand(3, -1, -1))
+    torch.testing.assert_close(shared.reshape(3, 10), reference, rtol=1e-4, atol=1e-5)
     assert (shared[0] - shared[1]).abs().min() > 0 and (shared[1] - shared[2]).abs().min() > 0
-    hook.remove()
     # each member sees its own inputs: changing member 1's input changes only member 1's output
     per = x.unsqueeze(0).repeat(3, 1, 1, 1)
     per[1] = 255 - per[1]
@@ -63,16 +72,20 @@ def _bright_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int) -> Pr
     return preference_data(model, clip, n, val_share=0.25)
 
 
-def test_cnn_ensemble_learns_a_synthetic_image_preference(rng):
+@pytest.mark.parametrize("image_steps", [None, 2])
+def test_cnn_ensemble_learns_a_synthetic_image_preference(rng, image_steps):
+    """Reading every step of a clip, or 2 random steps of its 4 per gradient step (the return scaled up), given
+    the same number of frames through the network: twice the updates."""
     torch.manual_seed(0)
-    cfg = RewardModelConfig(members=2, batch_size=16, lr=1e-3, epochs=10, max_updates=150)
+    cfg = RewardModelConfig(members=2, batch_size=16, lr=1e-3, epochs=10, max_updates=150, image_steps=image_steps)
     model = _model(cfg)
     data = _bright_pairs(model, rng, 320)
     trainer = RewardTrainer(model, cfg, rng)  # the MLP's trainer, unchanged
     before = trainer.evaluate(data, data.is_val)[1]
-    for _ in range(2):
+    for _ in range(2 if image_steps is None else 4):
         stats = trainer.update(data)
-    assert stats.val_accuracy >= 0.8, (before, stats)
+    # 2 of 4 steps is the noisiest estimate there is (runs read 8 of 25): it learns, a little less well here
+    assert stats.val_accuracy >= (0.8 if image_steps is None else 0.7), (before, stats)
     assert stats.val_accuracy > before + 0.2
 
 
@@ -120,3 +133,23 @@ def test_l2_shrinks_the_convolutions_too(rng):
     RewardTrainer(twin, dataclasses.replace(cfg, l2=0.0), np.random.default_rng(0)).update(data)
     assert conv_norm(model) < 0.9 * start
     assert conv_norm(model) < 0.9 * conv_norm(twin)
+
+
+def test_returns_from_some_steps_of_a_clip_average_to_the_whole_return(rng):
+    """The estimate a gradient step makes from K of T steps (scaled by T/K, absorbing steps counted apart) is
+    unbiased: over every choice of K positions it averages to the return of all T steps."""
+    import itertools
+
+    torch.manual_seed(0)
+    model = _model(RewardModelConfig(members=2))
+    obs = rng.integers(0, 256, (2, 3, T, SIDE, SIDE, 1), dtype=np.uint8)
+    feats = model.step_features(obs, rng.integers(0, N_ACT, (2, 3, T)))  # (E, P, T, D)
+    with torch.no_grad():
+        model.absorbing.copy_(torch.tensor([0.7, -1.3]))
+    absorbing = torch.tensor([[0, 1, 3], [2, 0, 1]], dtype=torch.float32)
+    with torch.no_grad():
+        whole = model.member_returns(feats, absorbing)
+        subsets = [torch.tensor(c) for c in itertools.combinations(range(T), 2)]
+        estimates = torch.stack([model.member_returns(feats[:, :, pos], absorbing, steps=(pos, T)) for pos in subsets])
+    torch.testing.assert_close(estimates.mean(0), whole, rtol=1e-5, atol=1e-5)
+    assert (estimates - whole).abs().max() > 1e-3  # one estimate alone is not the return

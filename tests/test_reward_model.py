@@ -148,3 +148,79 @@ def test_teacher_answers_decide_whether_terminating_is_good_or_bad(rng):
         _normalise(model, obs, acts)
         absorbing = model.absorbing_reward()
         assert np.sign(absorbing) == sign and abs(absorbing) > 1, (alive, absorbing)
+
+
+def test_the_agents_numpy_reward_matches_the_ensemble_and_follows_new_weights(rng):
+    """The per-step reward the agent gets (numpy, for speed) is the normalised ensemble mean, with weights a fit
+    or a loaded state changed after the first call."""
+    for obs_space, act_space in [(gym.spaces.Box(-1, 1, (5,)), gym.spaces.Box(-1, 1, (2,))),
+                                 (gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(3))]:
+        model = make_reward_model(obs_space, act_space, RewardModelConfig())
+        obs = rng.normal(size=(6, *obs_space.shape)).astype(np.float32)
+        acts = np.stack([act_space.sample() for _ in range(6)])
+        assert not model.reward(obs, acts).any()  # unfitted: nothing
+        model.begin(model.step_features(obs, acts).unsqueeze(0) * 2)
+
+        def torch_reward(model: RewardEnsemble = model, obs: np.ndarray = obs, acts: np.ndarray = acts) -> np.ndarray:
+            with torch.no_grad():
+                return model.normalised(model.step_features(obs, acts)).mean(0).numpy()
+
+        first = model.reward(obs, acts)
+        np.testing.assert_allclose(first, torch_reward(), rtol=1e-5, atol=1e-6)
+        other = make_reward_model(obs_space, act_space, RewardModelConfig())
+        other.begin(model.step_features(obs, acts).unsqueeze(0))
+        with torch.no_grad():
+            other.out_mean.fill_(0.5)
+            other.out_std.fill_(3.0)
+        model.load_state_dict(other.state_dict())
+        second = model.reward(obs, acts)
+        np.testing.assert_allclose(second, torch_reward(), rtol=1e-5, atol=1e-6)
+        assert np.abs(second - first).max() > 1e-3
+
+
+def _first(data: PreferenceData, n: int) -> PreferenceData:
+    """The first `n` comparisons, keyed as a store's would be (clip ids, target)."""
+    keys = tuple((i, 10_000 + i, float(data.target[i])) for i in range(n))
+    return PreferenceData(data.left[:n], data.right[:n], data.target[:n], data.is_val[:n], data.left_absorbing[:n],
+                          data.right_absorbing[:n], keys=keys)
+
+
+def test_a_fit_costs_what_its_new_labels_ask_and_a_resumed_trainer_remembers_them(rng):
+    """Gradient steps: `epochs` passes over the new comparisons plus at most `replay` old ones, none when nothing is
+    new (also after a resume); with replay None, passes over all of them."""
+    torch.manual_seed(0)
+    cfg = RewardModelConfig(epochs=4, batch_size=16, replay=32, max_updates=10_000)
+    model = _model(cfg)
+    data = _synthetic_pairs(model, rng, 1000)  # the last 30% held out
+    trainer = RewardTrainer(model, cfg, rng)
+    assert trainer.update(_first(data, 200)).steps == 4 * 200 // 16
+    grown = trainer.update(_first(data, 240))
+    assert (grown.n_new, grown.steps) == (40, 4 * (40 + 32) // 16)
+    assert trainer.update(_first(data, 240)).steps == 0
+    resumed = RewardTrainer(_model(cfg), cfg, rng)
+    resumed.load_state_dict(trainer.state_dict())
+    assert resumed.update(_first(data, 240)).steps == 0
+    assert resumed.update(_first(data, 250)).n_new == 10
+    full = RewardTrainer(_model(cfg), dataclasses.replace(cfg, replay=None), rng)
+    full.update(_first(data, 200))
+    assert full.update(_first(data, 240)).steps == 4 * 240 // 16
+
+
+def test_fits_on_new_labels_and_a_replay_learn_as_labels_arrive(rng):
+    """Labels arriving 70 at a time, each fit on the new ones and 64 old ones: the model still learns the
+    preference (held-out accuracy), for a fraction of the gradient steps of refitting on everything."""
+    torch.manual_seed(0)
+    data = _synthetic_pairs(_model(RewardModelConfig()), rng, 1000)
+    steps = {}
+    for replay in (64, None):
+        cfg = RewardModelConfig(epochs=20, replay=replay, max_updates=10_000)
+        model = _model(cfg)
+        trainer = RewardTrainer(model, cfg, rng)
+        total = 0
+        for n in range(70, 701, 70):
+            stats = trainer.update(dataclasses.replace(_first(data, n), is_val=torch.zeros(n, dtype=torch.bool)))
+            total += stats.steps
+        accuracy = trainer.evaluate(data, data.is_val)[1]
+        steps[replay] = total
+        assert accuracy >= 0.85, (replay, accuracy)
+    assert steps[64] < 0.5 * steps[None], steps

@@ -30,6 +30,16 @@ PRESETS: dict[str, AgentConfig] = {
     "Hopper": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
     "Walker2d": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
     "prefrl/HopperBackflip": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
+    # The rest of the paper's MuJoCo suite, from RL-zoo's PPO settings (facts, with their rollouts over 4 copies):
+    # Ant takes SB3's defaults with VecNormalize; InvertedPendulum and Reacher their tuned values.
+    "Ant": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
+    "InvertedPendulum": AgentConfig(n_envs=4, n_steps=32, batch_size=64, n_epochs=5, learning_rate=2.2e-4,
+                                    gamma=0.999, gae_lambda=0.9, clip_range=0.4, ent_coef=0.0, vf_coef=0.2,
+                                    max_grad_norm=0.3, net_arch=(64, 64), log_std_init=0.0, activation="tanh",
+                                    normalize=True),
+    "Reacher": AgentConfig(n_envs=4, n_steps=128, batch_size=32, n_epochs=5, learning_rate=1.04e-4, gamma=0.9,
+                           gae_lambda=1.0, clip_range=0.3, ent_coef=0.0, vf_coef=0.95, max_grad_norm=0.9,
+                           net_arch=(64, 64), log_std_init=0.0, activation="tanh", normalize=True),
     "prefrl/PointReach": AgentConfig(n_envs=4, n_steps=256, batch_size=128, n_epochs=10, learning_rate=1e-3,
                                      gamma=0.95, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, net_arch=(64, 64),
                                      log_std_init=-0.5, activation="tanh", normalize=False),

@@ -21,7 +21,7 @@ from prefrl.gym.vec import make_vec_env
 log = logging.getLogger(__name__)
 
 
-def _policy_obs(outer: VecEnv, obs: np.ndarray) -> np.ndarray:
+def _policy_obs(outer: VecEnv | None, obs: np.ndarray) -> np.ndarray:
     return outer.normalize_obs(obs) if isinstance(outer, VecNormalize) else obs  # type: ignore[return-value]
 
 
@@ -37,6 +37,38 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
     return float(np.mean([scored(clip) for clip in episode_clips(agent, outer, env_id, episodes, seed)]))
 
 
+class UniformRandom:
+    """A policy that samples every action uniformly from the action space (seeded): the baseline that benchmark
+    ratios are normalised by, (R - R_random) / (R_true - R_random)."""
+
+    def __init__(self, action_space: gym.Space, seed: int) -> None:
+        self.space = action_space
+        self.space.seed(seed)
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        batch = len(obs) if isinstance(self.space, gym.spaces.Discrete) and np.ndim(obs) == 4 else None
+        if batch is not None:  # a vectorised Atari view: one action per copy
+            return np.array([self.space.sample() for _ in range(batch)]), None
+        return np.asarray(self.space.sample()), None
+
+
+def random_return(env_id: str, episodes: int, seed: int, score: Callable[[Clip], float] | None = None) -> float:
+    """Mean true return (or `score`) of a uniform-random policy over the evaluation episodes `evaluate_agent` plays
+    with the same `seed` (the same starting states)."""
+    if episodes <= 0:
+        return float("nan")
+    if is_atari_id(env_id):
+        venv = make_vec_env(env_id, 1, seed)
+        return _evaluate_vec(UniformRandom(venv.action_space, seed), venv, episodes)  # type: ignore[arg-type]
+    env = make_env(env_id)
+    try:
+        policy = UniformRandom(env.action_space, seed)
+        scored = score if score is not None else (lambda clip: clip.true_return)
+        return float(np.mean([scored(c) for c in _play(policy, None, env, episodes, seed)]))  # type: ignore[arg-type]
+    finally:
+        env.close()
+
+
 def episode_clips(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: int, seed: int) -> Iterator[Clip]:
     """Whole episodes of the deterministic policy (seeds `seed`, `seed`+1, ...), each as one clip with the
     env's reward and, where the env can save it, the state before each step."""
@@ -47,7 +79,7 @@ def episode_clips(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: in
         env.close()
 
 
-def _play(agent: BaseAlgorithm, outer: VecEnv, env: gym.Env, episodes: int, seed: int,
+def _play(agent: BaseAlgorithm, outer: VecEnv | None, env: gym.Env, episodes: int, seed: int,
           max_steps: int | None = None) -> Iterator[Clip]:
     """Episodes of the deterministic policy in `env` (cut after `max_steps`), each as one clip; with the frame
     before each step when the env renders rgb_array."""

@@ -90,7 +90,7 @@ def _done_keys(path: Path) -> set[tuple[str, str, int]]:
 
 def write_table(out: Path) -> None:
     """OUT/results.md from OUT/results.jsonl."""
-    from prefrl.interfaces.benchmark import runs_table
+    from prefrl.interfaces.rows import runs_table
 
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
     text = f"# Sweep results ({len(rows)} runs)\n\nGenerated from results.jsonl by `prefrl sweep`.\n\n"

@@ -100,7 +100,9 @@ class TextTrainConfig:
     device: str = "auto"
     """cpu | cuda | auto."""
     teacher_params: TeacherConfig = field(default_factory=TeacherConfig)
-    reward_model: RewardModelConfig = field(default_factory=lambda: RewardModelConfig(hidden=32, lr=3e-3))
+    reward_model: RewardModelConfig = field(
+        default_factory=lambda: RewardModelConfig(hidden=32, lr=3e-3, replay=None))
+    """Its fits are cheap, so each trains on every label (measured so: docs/benchmarks.md, the LLM section)."""
     text_reward: TextRewardConfig = field(default_factory=TextRewardConfig)
 
     def __post_init__(self) -> None:

@@ -56,6 +56,7 @@ class MlpBody(nn.Module):
         self.net = nn.Sequential(*layers)
         self.register_buffer("in_mean", torch.zeros(dims[0]))
         self.register_buffer("in_std", torch.ones(dims[0]))
+        self._views: tuple[tuple[int, ...], list[np.ndarray]] | None = None
 
     def encode(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor,
                device: torch.device) -> torch.Tensor:
@@ -79,6 +80,32 @@ class MlpBody(nn.Module):
     def per_member(self, x: torch.Tensor) -> torch.Tensor:
         h = ((x - self.in_mean) / self.in_std).reshape(self.members, -1, x.shape[-1])
         return self.net(h).reshape(x.shape[:-1])
+
+    def numpy_shared(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
+        """`shared` for a batch of raw CPU steps, in numpy: (N, *obs_shape), (N, *act_shape) -> (E, N). The agent's
+        reward calls this every vectorised step, where torch's per-call overhead cost more than the arithmetic."""
+        mean, std, *layers = self._numpy_views()
+        o = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        if self.n_actions is not None:
+            a = np.eye(self.n_actions, dtype=np.float32)[np.asarray(acts, dtype=np.int64).reshape(len(obs))]
+        else:
+            a = np.asarray(acts, dtype=np.float32).reshape(len(obs), self.act_dim)
+        h = (np.concatenate([o, a], axis=1) - mean) / std
+        for i in range(0, len(layers), 2):
+            h = np.matmul(h, layers[i]) + layers[i + 1]  # (E, N, out)
+            if i + 2 < len(layers):
+                h = np.maximum(h, 0.01 * h)
+        return h[..., 0]
+
+    def _numpy_views(self) -> list[np.ndarray]:
+        """Numpy views of the tensors (they share memory, so fits and loaded weights show through), made again
+        only when a tensor is replaced (moved, re-created)."""
+        tensors = [self.in_mean, self.in_std] + [t for m in self.net if isinstance(m, EnsembleLinear)
+                                                 for t in (m.weight, m.bias)]
+        key = tuple(t.data_ptr() for t in tensors)
+        if self._views is None or self._views[0] != key:
+            self._views = (key, [t.detach().numpy() for t in tensors])
+        return self._views[1]
 
     def penalised_weights(self) -> Iterator[torch.Tensor]:
         return (m.weight for m in self.net if isinstance(m, EnsembleLinear))

@@ -47,8 +47,16 @@ class RewardModel(Protocol):
         """Every member's return of the same clips: (P, T, D), (P,) absorbing steps -> (E, P)."""
         ...
 
-    def member_returns(self, feats: torch.Tensor, absorbing: torch.Tensor) -> torch.Tensor:
-        """Each member's raw return of its own clips: (E, P, T, D), (E, P) -> (E, P). Training uses this."""
+    def member_returns(self, feats: torch.Tensor, absorbing: torch.Tensor,
+                       steps: tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
+        """Each member's raw return of its own clips: (E, P, T, D), (E, P) -> (E, P). Training uses this. With
+        `steps` (positions (K,), clip length T), `feats` holds only those K steps of each clip (E, P, K, D), and
+        the return is estimated from them: their sum scaled by T/K."""
+        ...
+
+    @property
+    def reads_images(self) -> bool:
+        """Whether a step is an image (a CNN pass each): the trainer may then read only some steps of a clip."""
         ...
 
     def begin(self, feats: torch.Tensor) -> None:
@@ -164,20 +172,32 @@ class RewardEnsemble(nn.Module):
         """Each member's absorbing-state reward on the scale of `normalised`: (E,)."""
         return (self.absorbing - self.out_mean) / self.out_std
 
-    def _sum(self, r: torch.Tensor, absorbing: torch.Tensor, absorbing_reward: torch.Tensor) -> torch.Tensor:
+    def _sum(self, r: torch.Tensor, absorbing: torch.Tensor, absorbing_reward: torch.Tensor,
+             steps: tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
         """Clip returns (E, P) from per-step rewards (E, P, T) whose last `absorbing` (P,) or (E, P) steps are the
-        absorbing state, each worth `absorbing_reward` (E,)."""
-        steps = r.shape[-1]
-        live = torch.arange(steps, device=r.device) < (steps - absorbing).unsqueeze(-1)
-        return (r * live).sum(-1) + absorbing * absorbing_reward.view(self.members, 1)
+        absorbing state, each worth `absorbing_reward` (E,). With `steps` (positions (K,), length T), `r` holds
+        the rewards at those positions only (E, P, K) and their live sum is scaled by T/K."""
+        if steps is None:
+            length = r.shape[-1]
+            positions, scale = torch.arange(length, device=r.device), 1.0
+        else:
+            positions, length = steps
+            scale = length / len(positions)
+        live = positions < (length - absorbing).unsqueeze(-1)
+        return (r * live).sum(-1) * scale + absorbing * absorbing_reward.view(self.members, 1)
 
     def returns(self, feats: torch.Tensor, absorbing: torch.Tensor, *, normalised: bool = False) -> torch.Tensor:
         if normalised:
             return self._sum(self.normalised(feats), absorbing, self.normalised_absorbing())
         return self._sum(self._body().shared(feats), absorbing, self.absorbing)
 
-    def member_returns(self, feats: torch.Tensor, absorbing: torch.Tensor) -> torch.Tensor:
-        return self._sum(self._body().per_member(feats), absorbing, self.absorbing)
+    def member_returns(self, feats: torch.Tensor, absorbing: torch.Tensor,
+                       steps: tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
+        return self._sum(self._body().per_member(feats), absorbing, self.absorbing, steps)
+
+    @property
+    def reads_images(self) -> bool:
+        return bool(getattr(self.body, "reads_images", False))
 
     def weight_penalty(self) -> torch.Tensor:
         return sum((w**2).sum() for w in self._body().penalised_weights())  # type: ignore[return-value]
@@ -197,6 +217,11 @@ class RewardEnsemble(nn.Module):
     def reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
         if not self.fitted:
             return np.zeros(len(obs), dtype=np.float32)
+        fast = getattr(self.body, "numpy_shared", None)
+        if fast is not None and self.device.type == "cpu":  # a small MLP: numpy, without torch's call overhead
+            r = fast(obs, acts)
+            mean, std = self.out_mean.numpy(), self.out_std.numpy()
+            return ((r - mean[:, None]) / std[:, None]).mean(0).astype(np.float32)
         return self.normalised(self.step_features(obs, acts)).mean(0).cpu().numpy()
 
     @torch.no_grad()

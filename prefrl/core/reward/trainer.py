@@ -23,6 +23,7 @@ class PreferenceData:
         target: (P,) probability that left is better (1, 0, or 0.5 for "equal").
         is_val: (P,) bool, held out for validation.
         left_absorbing, right_absorbing: (P,) absorbing steps at the end of each clip (see `Clip.absorbing`).
+        keys: (left clip id, right clip id, target) of each comparison: what the trainer remembers as trained on.
     """
 
     left: torch.Tensor
@@ -31,6 +32,7 @@ class PreferenceData:
     is_val: torch.Tensor
     left_absorbing: torch.Tensor
     right_absorbing: torch.Tensor
+    keys: tuple[tuple[int, int, float], ...] = ()
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -46,6 +48,10 @@ class RewardStats:
     val_loss: float
     val_accuracy: float
     l2: float
+    n_new: int = 0
+    """Training comparisons not trained on before this update."""
+    steps: int = 0
+    """Gradient steps this update took."""
 
 
 def is_held_out(query_id: int, fraction: float) -> bool:
@@ -93,6 +99,12 @@ class RewardTrainer:
 
     Each member trains on its own bootstrap sample; a fixed share of labels is held out, and the L2
     weight is adapted after every update to keep validation loss within 1.1-1.5x training loss.
+
+    An update's gradient budget follows the labels that are new since the last one, not all labels: it trains
+    `epochs` passes over the new comparisons plus a replay of at most `replay` old ones drawn afresh each update
+    (`RewardModelConfig.replay`; None trains on all of them every time). So a run's fitting cost grows with its
+    labels, not with labels times updates. With `image_steps`, a gradient step on image observations reads that
+    many random steps of each clip and scales their sum to the clip's length (an unbiased estimate of its return).
     """
 
     def __init__(self, model: RewardModel, cfg: RewardModelConfig, rng: np.random.Generator) -> None:
@@ -102,6 +114,8 @@ class RewardTrainer:
         self.l2 = cfg.l2
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self._clips: dict[int, tuple[torch.Tensor, int]] = {}  # clip id -> (features, absorbing steps)
+        self.trained: set[tuple[int, int, float]] = set()
+        """(left clip, right clip, target) of every training comparison an update has trained on."""
 
     def data_from_store(self, store: Store) -> PreferenceData | None:
         """Every comparison label, plus comparisons implied by ratings of single clips."""
@@ -126,44 +140,78 @@ class RewardTrainer:
         return PreferenceData(left=left, right=right,
                               target=torch.tensor([t for _, _, t, _ in triples], device=dev, dtype=torch.float32),
                               is_val=torch.tensor([v for _, _, _, v in triples], device=dev),
-                              left_absorbing=left_absorbing, right_absorbing=right_absorbing)
+                              left_absorbing=left_absorbing, right_absorbing=right_absorbing,
+                              keys=tuple((a, b, float(t)) for a, b, t, _ in triples))
 
     def update(self, data: PreferenceData) -> RewardStats:
-        """Train every member for a few epochs on the labels, then adapt L2."""
+        """Train every member on the new comparisons and a bounded replay of old ones, then adapt L2."""
         model, cfg = self.model, self.cfg
         if not model.fitted:
             model.begin(torch.cat([data.left, data.right]))
         train_idx = torch.nonzero(~data.is_val).squeeze(1)
         if len(train_idx) == 0:  # too few labels to hold any out: train on all
             train_idx = torch.arange(len(data), device=model.device)
-        n = len(train_idx)
+        pool, n_new = self._pool(data, train_idx)
+        n = len(pool)
         e = model.members
-        if cfg.bootstrap:
-            boot = torch.as_tensor(self.rng.integers(0, n, size=(e, n)), device=model.device)
-        else:
-            boot = torch.arange(n, device=model.device).expand(e, n)
-        steps = min(cfg.max_updates, cfg.epochs * math.ceil(n / cfg.batch_size))
+        steps = 0
+        if n:
+            if cfg.bootstrap:
+                boot = torch.as_tensor(self.rng.integers(0, n, size=(e, n)), device=model.device)
+            else:
+                boot = torch.arange(n, device=model.device).expand(e, n)
+            steps = min(cfg.max_updates, math.ceil(cfg.epochs * n / min(cfg.batch_size, n)))  # `epochs` passes
         model.train()
         for _ in range(steps):
             pick = torch.as_tensor(self.rng.integers(0, n, size=(e, min(cfg.batch_size, n))), device=model.device)
-            idx = train_idx[torch.gather(boot, 1, pick)]  # (E, B): each member its own batch
-            ret_left = model.member_returns(data.left[idx], data.left_absorbing[idx])
-            ret_right = model.member_returns(data.right[idx], data.right_absorbing[idx])
+            idx = pool[torch.gather(boot, 1, pick)]  # (E, B): each member its own batch
+            ret_left, ret_right = self._batch_returns(data, idx)
             loss = preference_loss(ret_left, ret_right, data.target[idx], cfg.random_answer).mean(1).sum()
             loss = loss + self.l2 * model.weight_penalty()
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
         model.eval()
+        if data.keys:
+            self.trained.update(data.keys[i] for i in train_idx.tolist())
         train_loss, _ = self.evaluate(data, ~data.is_val)
         val_loss, val_acc = self.evaluate(data, data.is_val)
-        if not math.isnan(val_loss):
+        if not math.isnan(val_loss) and steps:
             if val_loss > 1.5 * train_loss:
                 self.l2 = min(self.l2 * 2, 10.0)
             elif val_loss < 1.1 * train_loss:
                 self.l2 = max(self.l2 / 2, 1e-7)
-        return RewardStats(n_train=n, n_val=int(data.is_val.sum()), train_loss=train_loss, val_loss=val_loss,
-                           val_accuracy=val_acc, l2=self.l2)
+        return RewardStats(n_train=len(train_idx), n_val=int(data.is_val.sum()), train_loss=train_loss,
+                           val_loss=val_loss, val_accuracy=val_acc, l2=self.l2, n_new=n_new, steps=steps)
+
+    def _pool(self, data: PreferenceData, train_idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """What this update trains on: the new training comparisons and at most `replay` old ones (random); with
+        `replay` None, or keys unknown, all of them; none when nothing is new. Returns (indices into `data`, count of
+        new ones)."""
+        if self.cfg.replay is None or not data.keys:
+            return train_idx, len(train_idx)
+        is_new = torch.tensor([data.keys[i] not in self.trained for i in train_idx.tolist()], dtype=torch.bool,
+                              device=train_idx.device)
+        new, old = train_idx[is_new], train_idx[~is_new]
+        if len(new) == 0:  # nothing new to learn from: no update (a fit costs what the new labels ask)
+            return new, 0
+        if len(old) > self.cfg.replay:
+            old = old[torch.as_tensor(self.rng.choice(len(old), self.cfg.replay, replace=False),
+                                      device=old.device)]
+        return torch.cat([new, old]), len(new)
+
+    def _batch_returns(self, data: PreferenceData, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's returns of its batch's left and right clips (E, B): from every step of the clips, or from
+        `image_steps` random steps of them (the same for the whole batch) when the model reads images."""
+        model, k = self.model, self.cfg.image_steps
+        length = data.left.shape[1]
+        if k is None or k >= length or not getattr(model, "reads_images", False):
+            return (model.member_returns(data.left[idx], data.left_absorbing[idx]),
+                    model.member_returns(data.right[idx], data.right_absorbing[idx]))
+        pos = torch.as_tensor(np.sort(self.rng.choice(length, k, replace=False)), device=model.device)
+        rows = idx.unsqueeze(-1)
+        return (model.member_returns(data.left[rows, pos], data.left_absorbing[idx], steps=(pos, length)),
+                model.member_returns(data.right[rows, pos], data.right_absorbing[idx], steps=(pos, length)))
 
     @torch.no_grad()
     def evaluate(self, data: PreferenceData, mask: torch.Tensor) -> tuple[float, float]:
@@ -188,8 +236,14 @@ class RewardTrainer:
         return None if data is None else self.update(data)
 
     def state_dict(self) -> dict[str, object]:
-        return {"opt": self.opt.state_dict(), "l2": self.l2}
+        trained = torch.tensor(sorted(self.trained), dtype=torch.float64).reshape(-1, 3)
+        return {"opt": self.opt.state_dict(), "l2": self.l2, "trained": trained}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore the optimiser, L2 and what was trained on (a state saved before that was kept trains every
+        label as new once)."""
         self.opt.load_state_dict(state["opt"])  # type: ignore[arg-type]
         self.l2 = float(state["l2"])  # type: ignore[arg-type]
+        trained = state.get("trained")
+        self.trained = set() if trained is None else {
+            (int(a), int(b), float(t)) for a, b, t in trained.tolist()}  # type: ignore[attr-defined]
