@@ -1,5 +1,6 @@
 """The web page: its JSON API through FastAPI's TestClient, and the real page in headless Chromium."""
 
+import os
 import shutil
 import socket
 import threading
@@ -238,7 +239,7 @@ _PLAYING = """() => { const v = [...document.querySelectorAll('video')];
          x.readyState >= 2 && x.currentTime > 0 && !x.paused); }"""
 
 
-def test_the_page_in_a_real_browser(served):
+def test_the_page_in_a_real_browser(served, tmp_path):
     exe = _chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     base, store, tokens = served
@@ -252,8 +253,9 @@ def test_the_page_in_a_real_browser(served):
             a.wait_for_function(_PLAYING, timeout=15_000)  # both H.264 clips decode and play, from blob URLs
             assert "token" not in a.url and a.evaluate("localStorage.getItem('prefrl-token')") == tokens["alice"]
             a.wait_for_function("() => document.getElementById('counter').textContent.includes('open')")
-            DOCS.mkdir(exist_ok=True)
-            a.screenshot(path=str(DOCS / "web-compare.png"))
+            shots = DOCS if os.environ.get("PREFRL_UPDATE_SCREENSHOTS") else tmp_path  # the docs' copy on demand
+            a.screenshot(path=str(shots / "web-compare.png"))
+            assert (shots / "web-compare.png").stat().st_size > 20_000  # two clips drawn, not a blank page
 
             first = int(a.evaluate("document.body.dataset.queryId"))
             a.keyboard.press("ArrowLeft")
