@@ -29,7 +29,8 @@ from prefrl.session import Session
 log = logging.getLogger(__name__)
 
 LabelWindow = Callable[[Path, "str | None"], AbstractContextManager[Any]]
-"""Opens a labelling window on a run directory for a labeller and closes it on exit (`prefrl.ui.app.label_window`)."""
+"""Opens a labelling window on a run directory for a labeller and closes it on exit
+(`prefrl.ui.window.label_window`)."""
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def _train(cfg: TrainConfig) -> int:
 
     window = None
     if cfg.teacher == "human" and cfg.window:
-        from prefrl.ui.app import label_window
+        from prefrl.ui.window import label_window
 
         window = label_window
     result = train(cfg, window=window)
@@ -163,7 +163,7 @@ def _train(cfg: TrainConfig) -> int:
 
 
 def _label(args: LabelArgs) -> int:
-    from prefrl.ui.app import run_label_app
+    from prefrl.ui.window import run_label_app
 
     n = run_label_app(args.run_dir, args.labeler, args.mode, args.ahead, k=args.k, store_url=args.store)
     print(f"{n} answers given; every one is saved in {args.store or args.run_dir / 'prefs.sqlite'}")
