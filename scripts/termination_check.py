@@ -42,7 +42,7 @@ def check_run(path: Path, env_id: str, episodes: int, seed: int) -> dict[str, fl
     """Termination and the learned reward's view of it for the final agent of the run at `path`."""
     from prefrl.run_dir import RunDir
 
-    run = RunDir(path)
+    run = RunDir(Path(path))
     agent, outer = load_agent(run)
     probe = make_env(env_id)
     limit = episode_limit(probe)
@@ -53,7 +53,7 @@ def check_run(path: Path, env_id: str, episodes: int, seed: int) -> dict[str, fl
                              "mean_length": float(lengths.mean()),
                              "true_return": float(np.mean([c.true_return for c in clips]))}
     if (run.reward_model / "model.pt").exists() and json.loads(run.config.read_text()).get("reward") == "learned":
-        model = load_reward_model(path, probe.observation_space, probe.action_space)
+        model = load_reward_model(run.path, probe.observation_space, probe.action_space)
         with torch.no_grad():
             live = np.concatenate([model.reward(c.obs, c.acts) for c in clips])
         absorbing = model.absorbing_reward()
