@@ -38,14 +38,19 @@ class Job:
     """One id shared by the jobs started together (their wall times compare: same machine, same load)."""
 
 
+ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-fitall": {"replay": None}, "-sync": {"background": False}}
+"""Arm-name suffixes that change how the reward model is fitted, in the order they are written (e.g.
+oracle-700-sync-fitall): -fitall refits on every label each time; -sync blocks the agent on every fit."""
+
+
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
-    """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync] (-sync: every reward-model fit on the
-    agent's path, --reward-model.no-background)."""
+    """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync][-fitall] (see ARM_SUFFIXES)."""
     if arm == "true":
         return replace(base, reward="true")
-    if arm.endswith("-sync"):
-        base = replace(base, reward_model=replace(base.reward_model, background=False))
-        arm = arm.removesuffix("-sync")
+    for suffix, change in ARM_SUFFIXES.items():
+        if arm.endswith(suffix):
+            base = replace(base, reward_model=replace(base.reward_model, **change))
+            arm = arm.removesuffix(suffix)
     parts = arm.split("-")
     if len(parts) not in (2, 3) or not parts[1].isdigit():
         raise PrefrlError(f"arm '{arm}' is not 'true' or TEACHER-LABELS[-SELECTION] (e.g. oracle-700)")
