@@ -176,6 +176,7 @@ class SuiteTable(DocTable):
 
 _1M = "docs/benchmark-results-1m-cpu.jsonl"
 _SOONER = "docs/benchmark-results-1m-sooner-cpu.jsonl"
+_COST_1M = "docs/benchmark-results-cost-1m-cpu.jsonl"
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
 
@@ -189,8 +190,10 @@ DOC_TABLES = {
     "results-150k": DocTable(_150K, ("true", "oracle-700", "oracle-350", "mistake-700", "oracle-700-disagreement")),
     "llm-letters": LlmTable(("docs/benchmark-results-llm.jsonl",)),
     "cost-300k": CostTable(("docs/benchmark-results-cost-cpu.jsonl",), ()),
-    "suite-mujoco": SuiteTable(("docs/benchmark-results-suite-cpu.jsonl", _1M), ("true", "oracle-700"),
+    "suite-mujoco": SuiteTable(("docs/benchmark-results-suite-cpu.jsonl", _1M, _COST_1M), ("true", "oracle-700"),
                                envs=tuple(SUITES["mujoco"].steps), only=((_1M, ("HalfCheetah-v5",)),)),
+    "cost-1m": CostTable((_COST_1M,), ()),
+    "results-cost-1m": DocTable((_COST_1M,), ("true", "oracle-700")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 
