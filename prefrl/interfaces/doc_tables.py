@@ -194,6 +194,8 @@ DOC_TABLES = {
                                envs=tuple(SUITES["mujoco"].steps), only=((_1M, ("HalfCheetah-v5",)),)),
     "cost-1m": CostTable((_COST_1M,), ()),
     "results-cost-1m": DocTable((_COST_1M,), ("true", "oracle-700")),
+    "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
+                              ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 
