@@ -151,9 +151,13 @@ class RewardModelConfig:
     """Comparisons per gradient step."""
     epochs: int = 20
     """Passes per reward-model update over what it trains on: the labels new since the last update and the replay."""
-    replay: int | None = 64
-    """Old labels (drawn afresh each update) trained on beside the new ones, so an update's cost follows the new
-    labels, not all labels. None: every update trains on every label."""
+    replay: int | None = None
+    """For flat observations, old labels (drawn afresh each update) trained on beside the new ones, so an update's
+    cost follows the new labels. None: every update trains on every label, the default: a replay of 64 cost Hopper
+    half its return (docs/benchmarks.md, the fitting A/B), and an MLP's fits are cheap."""
+    image_replay: int | None = 64
+    """The same for image observations, whose CNN fits are what a run's cost is made of (a Pong run's fits: 789
+    gradient steps instead of 4,266). None: every label."""
     image_steps: int | None = 8
     """For image observations, the steps of each clip a gradient step reads (random; their sum scaled to the clip's
     length), since each is a CNN pass. None: all. Flat observations are always read whole."""
@@ -174,7 +178,8 @@ class RewardModelConfig:
     def __post_init__(self) -> None:
         _check_ranges(self, "--reward-model.", {
             "members": POSITIVE, "hidden": POSITIVE, "layers": NON_NEGATIVE, "lr": POSITIVE, "batch_size": POSITIVE,
-            "epochs": POSITIVE, "replay": NON_NEGATIVE, "image_steps": POSITIVE, "max_updates": POSITIVE,
+            "epochs": POSITIVE, "replay": NON_NEGATIVE, "image_replay": NON_NEGATIVE, "image_steps": POSITIVE,
+            "max_updates": POSITIVE,
             "l2": NON_NEGATIVE, "val_fraction": UNIT_BELOW_ONE,
             "random_answer": UNIT_BELOW_ONE})
 

@@ -125,7 +125,7 @@ def schedule_steps(cfg: RewardModelConfig, labels: int, steps: int, rounds: int 
         new = due - seen
         if new <= 0:
             continue
-        pool = due if cfg.replay is None else new + min(seen, cfg.replay)
+        pool = due if cfg.image_replay is None else new + min(seen, cfg.image_replay)
         total += min(cfg.max_updates, math.ceil(cfg.epochs * pool / min(cfg.batch_size, pool)))
         seen = due
     return total
@@ -160,7 +160,7 @@ def main(args: Args) -> None:
     for name, sec in step_cost.items():
         print(f"| {name} | {sec:.2f} | {base / sec:.1f}x faster |")
         rows.append({"measure": "cnn_step_s", "variant": name, "seconds": round(sec, 3)})
-    before = schedule_steps(RewardModelConfig(replay=None), args.labels, args.steps)
+    before = schedule_steps(RewardModelConfig(image_replay=None), args.labels, args.steps)
     after = schedule_steps(RewardModelConfig(), args.labels, args.steps)
     default_step = step_cost["per member channels-last, 8 of 25 steps (default)"]
     print(f"\n| a run's fits ({args.labels} labels, {args.steps:,} steps, 30 rounds) | gradient steps | CNN seconds |"

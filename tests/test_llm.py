@@ -84,7 +84,7 @@ def test_text_reward_model_learns_the_letter_task_and_reads_the_prompt(tmp_path:
     for i in range(0, 600, 2):
         store.add_query(store.add_clip(text_clip(tok, *pairs[i])), store.add_clip(text_clip(tok, *pairs[i + 1])), 0)
     answer_pending(store, ScriptedTeacher("oracle", TeacherConfig(), rng))
-    cfg = RewardModelConfig(hidden=32, lr=3e-3, replay=None)  # the text loop's: every fit on every label
+    cfg = RewardModelConfig(hidden=32, lr=3e-3)  # the text loop's: every fit on every label (replay None)
     loop_default = next(f for f in dataclasses.fields(TextTrainConfig) if f.name == "reward_model")
     assert loop_default.default_factory() == cfg  # type: ignore[misc]
     model = TextRewardModel(tok, cfg)

@@ -153,3 +153,19 @@ def test_returns_from_some_steps_of_a_clip_average_to_the_whole_return(rng):
         estimates = torch.stack([model.member_returns(feats[:, :, pos], absorbing, steps=(pos, T)) for pos in subsets])
     torch.testing.assert_close(estimates.mean(0), whole, rtol=1e-5, atol=1e-5)
     assert (estimates - whole).abs().max() > 1e-3  # one estimate alone is not the return
+
+
+def test_image_models_replay_by_their_own_bound(rng):
+    """Images replay `image_replay` old labels a fit (CNN fits are a run's cost); flat observations' `replay` is not
+    theirs."""
+    cfg = RewardModelConfig(members=2, batch_size=4, epochs=1, image_replay=2, replay=None, max_updates=1000)
+    model = _model(cfg)
+    data = _bright_pairs(model, rng, 12)
+    keyed = [PreferenceData(data.left[:n], data.right[:n], data.target[:n], torch.zeros(n, dtype=torch.bool),
+                            data.left_absorbing[:n], data.right_absorbing[:n],
+                            keys=tuple((i, 100 + i, float(data.target[i])) for i in range(n))) for n in (8, 12)]
+    trainer = RewardTrainer(model, cfg, rng)
+    assert trainer.update(keyed[0]).steps == 8 // 4
+    grown = trainer.update(keyed[1])
+    assert (grown.n_new, grown.steps) == (4, (4 + 2) // 4 + 1)  # ceil(6 / 4) passes of batch 4
+

@@ -38,7 +38,8 @@ class Job:
     """One id shared by the jobs started together (their wall times compare: same machine, same load)."""
 
 
-ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-fitall": {"replay": None}, "-sync": {"background": False}}
+ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-fitall": {"replay": None, "image_replay": None},
+                                           "-sync": {"background": False}}
 """Arm-name suffixes that change how the reward model is fitted, in the order they are written (e.g.
 oracle-700-sync-fitall): -fitall refits on every label each time; -sync blocks the agent on every fit."""
 

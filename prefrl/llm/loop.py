@@ -101,7 +101,7 @@ class TextTrainConfig:
     """cpu | cuda | auto."""
     teacher_params: TeacherConfig = field(default_factory=TeacherConfig)
     reward_model: RewardModelConfig = field(
-        default_factory=lambda: RewardModelConfig(hidden=32, lr=3e-3, replay=None))
+        default_factory=lambda: RewardModelConfig(hidden=32, lr=3e-3))
     """Its fits are cheap, so each trains on every label (measured so: docs/benchmarks.md, the LLM section)."""
     text_reward: TextRewardConfig = field(default_factory=TextRewardConfig)
 

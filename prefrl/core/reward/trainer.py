@@ -102,7 +102,8 @@ class RewardTrainer:
 
     An update's gradient budget follows the labels that are new since the last one, not all labels: it trains
     `epochs` passes over the new comparisons plus a replay of at most `replay` old ones drawn afresh each update
-    (`RewardModelConfig.replay`; None trains on all of them every time). So a run's fitting cost grows with its
+    (`RewardModelConfig.replay`, `image_replay` for images; None trains on all of them every time). So a run's fitting
+    cost grows with its
     labels, not with labels times updates. With `image_steps`, a gradient step on image observations reads that
     many random steps of each clip and scales their sum to the clip's length (an unbiased estimate of its return).
     """
@@ -185,18 +186,19 @@ class RewardTrainer:
                            val_loss=val_loss, val_accuracy=val_acc, l2=self.l2, n_new=n_new, steps=steps)
 
     def _pool(self, data: PreferenceData, train_idx: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """What this update trains on: the new training comparisons and at most `replay` old ones (random); with
-        `replay` None, or keys unknown, all of them; none when nothing is new. Returns (indices into `data`, count of
-        new ones)."""
-        if self.cfg.replay is None or not data.keys:
+        """What this update trains on: the new training comparisons and at most `replay` (`image_replay` for images)
+        old ones (random); with that None, or keys unknown, all of them; none when nothing is new. Returns (indices
+        into `data`, count of new ones)."""
+        replay = self.cfg.image_replay if getattr(self.model, "reads_images", False) else self.cfg.replay
+        if replay is None or not data.keys:
             return train_idx, len(train_idx)
         is_new = torch.tensor([data.keys[i] not in self.trained for i in train_idx.tolist()], dtype=torch.bool,
                               device=train_idx.device)
         new, old = train_idx[is_new], train_idx[~is_new]
         if len(new) == 0:  # nothing new to learn from: no update (a fit costs what the new labels ask)
             return new, 0
-        if len(old) > self.cfg.replay:
-            old = old[torch.as_tensor(self.rng.choice(len(old), self.cfg.replay, replace=False),
+        if len(old) > replay:
+            old = old[torch.as_tensor(self.rng.choice(len(old), replay, replace=False),
                                       device=old.device)]
         return torch.cat([new, old]), len(new)
 
