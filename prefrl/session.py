@@ -40,7 +40,7 @@ from prefrl.core.timing import Timers
 from prefrl.errors import PrefrlError
 from prefrl.gym.agent import make_agent, policy_device, resolve_agent_config, resolve_device
 from prefrl.gym.environments import env_has_true_reward, episode_limit, make_env, score_functions
-from prefrl.gym.evaluation import evaluate_agent, random_return
+from prefrl.gym.evaluation import EVAL_SEED_OFFSET, evaluate_agent, random_return
 from prefrl.gym.vec import make_vec_env
 from prefrl.gym.wrapper import ClipRecorder, RewardVecEnvWrapper
 from prefrl.run_dir import RunDir
@@ -227,13 +227,13 @@ class Session:
         """The deterministic policy's mean true return (or task score) over fresh evaluation episodes."""
         with self.timers("evaluation"):
             return evaluate_agent(self.agent, self.outer, self.cfg.env_id, self.cfg.eval_episodes,
-                                  seed=self.cfg.seed + 10_000, score=self.episode_score)
+                                  seed=self.cfg.seed + EVAL_SEED_OFFSET, score=self.episode_score)
 
     def random_score(self) -> float:
         """What a uniform-random policy scores over the same evaluation episodes as `score` (the baseline of
         normalised ratios)."""
         with self.timers("evaluation"):
-            return random_return(self.cfg.env_id, self.cfg.eval_episodes, seed=self.cfg.seed + 10_000,
+            return random_return(self.cfg.env_id, self.cfg.eval_episodes, seed=self.cfg.seed + EVAL_SEED_OFFSET,
                                  score=self.episode_score)
 
     def absorbing_reward(self) -> float:

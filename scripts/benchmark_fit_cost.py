@@ -32,6 +32,7 @@ from prefrl.config import RewardModelConfig
 from prefrl.core.reward.cnn import CnnBody
 from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.model import RewardEnsemble
+from prefrl.core.reward.trainer import gradient_steps
 from prefrl.core.schedule import LabelSchedule
 from prefrl.interfaces.benchmark import machine
 
@@ -126,7 +127,7 @@ def schedule_steps(cfg: RewardModelConfig, labels: int, steps: int, rounds: int 
         if new <= 0:
             continue
         pool = due if cfg.image_replay is None else new + min(seen, cfg.image_replay)
-        total += min(cfg.max_updates, math.ceil(cfg.epochs * pool / min(cfg.batch_size, pool)))
+        total += gradient_steps(cfg, pool)
         seen = due
     return total
 

@@ -37,6 +37,10 @@ def evaluate_agent(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: i
     return float(np.mean([scored(clip) for clip in episode_clips(agent, outer, env_id, episodes, seed)]))
 
 
+EVAL_SEED_OFFSET = 10_000
+"""Evaluation episodes start from seeds run seed + this (+1, ...), away from the seeds the agent trains on."""
+
+
 class UniformRandom:
     """A policy that samples every action uniformly from the action space (seeded): the baseline that benchmark
     ratios are normalised by, (R - R_random) / (R_true - R_random)."""

@@ -122,14 +122,14 @@ def _run(job: Job) -> dict[str, Any]:
 def random_baseline(cfg: TrainConfig) -> float:
     """A uniform-random policy's mean return over the evaluation episodes of a run of `cfg` (the same seeds)."""
     from prefrl.gym.environments import make_env, score_functions
-    from prefrl.gym.evaluation import random_return
+    from prefrl.gym.evaluation import EVAL_SEED_OFFSET, random_return
 
     probe = make_env(cfg.env_id)
     try:
         _, episode_score = score_functions(probe, cfg.teacher_score)
     finally:
         probe.close()
-    return random_return(cfg.env_id, cfg.eval_episodes, cfg.seed + 10_000, episode_score)
+    return random_return(cfg.env_id, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, episode_score)
 
 
 def run_jobs(jobs: list[Job], workers: int, log_path: Path | None = None, progress: bool = False,

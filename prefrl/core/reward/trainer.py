@@ -94,6 +94,12 @@ def rating_pairs(store: Store, rng: np.random.Generator, val_fraction: float,
     return out
 
 
+def gradient_steps(cfg: RewardModelConfig, n: int) -> int:
+    """Gradient steps of an update that trains on `n` comparisons: `epochs` passes in batches of at most
+    `batch_size`, capped at `max_updates`."""
+    return min(cfg.max_updates, math.ceil(cfg.epochs * n / min(cfg.batch_size, n))) if n else 0
+
+
 class RewardTrainer:
     """Fits a `RewardModel` to the labelled comparisons in a store.
 
@@ -103,9 +109,9 @@ class RewardTrainer:
     An update's gradient budget follows the labels that are new since the last one, not all labels: it trains
     `epochs` passes over the new comparisons plus a replay of at most `replay` old ones drawn afresh each update
     (`RewardModelConfig.replay`, `image_replay` for images; None trains on all of them every time). So a run's fitting
-    cost grows with its
-    labels, not with labels times updates. With `image_steps`, a gradient step on image observations reads that
-    many random steps of each clip and scales their sum to the clip's length (an unbiased estimate of its return).
+    cost can grow with its labels, not with labels times updates. With `image_steps`, a gradient step on image
+    observations reads that many random steps of each clip and scales their sum to the clip's length (an unbiased
+    estimate of its return).
     """
 
     def __init__(self, model: RewardModel, cfg: RewardModelConfig, rng: np.random.Generator) -> None:
@@ -161,7 +167,7 @@ class RewardTrainer:
                 boot = torch.as_tensor(self.rng.integers(0, n, size=(e, n)), device=model.device)
             else:
                 boot = torch.arange(n, device=model.device).expand(e, n)
-            steps = min(cfg.max_updates, math.ceil(cfg.epochs * n / min(cfg.batch_size, n)))  # `epochs` passes
+            steps = gradient_steps(cfg, n)
         model.train()
         for _ in range(steps):
             pick = torch.as_tensor(self.rng.integers(0, n, size=(e, min(cfg.batch_size, n))), device=model.device)
@@ -189,7 +195,7 @@ class RewardTrainer:
         """What this update trains on: the new training comparisons and at most `replay` (`image_replay` for images)
         old ones (random); with that None, or keys unknown, all of them; none when nothing is new. Returns (indices
         into `data`, count of new ones)."""
-        replay = self.cfg.image_replay if getattr(self.model, "reads_images", False) else self.cfg.replay
+        replay = self.cfg.image_replay if self.model.reads_images else self.cfg.replay
         if replay is None or not data.keys:
             return train_idx, len(train_idx)
         is_new = torch.tensor([data.keys[i] not in self.trained for i in train_idx.tolist()], dtype=torch.bool,
@@ -207,7 +213,7 @@ class RewardTrainer:
         `image_steps` random steps of them (the same for the whole batch) when the model reads images."""
         model, k = self.model, self.cfg.image_steps
         length = data.left.shape[1]
-        if k is None or k >= length or not getattr(model, "reads_images", False):
+        if k is None or k >= length or not model.reads_images:
             return (model.member_returns(data.left[idx], data.left_absorbing[idx]),
                     model.member_returns(data.right[idx], data.right_absorbing[idx]))
         pos = torch.as_tensor(np.sort(self.rng.choice(length, k, replace=False)), device=model.device)
