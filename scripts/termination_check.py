@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +64,15 @@ def check_run(path: Path, env_id: str, episodes: int, seed: int) -> dict[str, fl
     return row
 
 
-def main(args: Args) -> None:
+def main(args: Args) -> int:
+    runs = [b for b in benchmark_runs(args.root) if has_agent(b.run)]
+    if not runs:
+        print(f"error: no run with a saved agent under {args.root} (laid out ENV/ARM/seedN): give a benchmark's --out",
+              file=sys.stderr)
+        return 2
     print("| env | arm | seed | terminated | mean length | true return | absorbing | live mean | margin | "
           "live steps below absorbing |\n|---|---|---|---|---|---|---|---|---|---|")
-    for b in benchmark_runs(args.root):
-        if not has_agent(b.run):
-            continue
+    for b in runs:
         env_id = json.loads(b.run.config.read_text())["env"]
         r = check_run(b.run.path, env_id, args.episodes, b.seed)
         cells = [f"{r[k]:.2f}" if not math.isnan(r.get(k, math.nan)) else "–"
@@ -78,7 +82,8 @@ def main(args: Args) -> None:
         if args.out is not None:
             with args.out.open("a") as f:
                 f.write(json.dumps({"env": env_id, "arm": b.arm, "seed": b.seed, **r}) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))
+    sys.exit(main(tyro.cli(Args, description=__doc__)))
