@@ -66,14 +66,19 @@ def stress(run: Path, url: str | None, queries: int, labellers: int = 8) -> dict
     trainer = ctx.Process(target=_trainer, args=(str(run), url, queries, 50, done))
     people = [ctx.Process(target=_labeller, args=(str(run), url, f"person{k}", done, logs[k], k == 0))
               for k in range(labellers)]
-    for p in [trainer, *people]:
+    for p in [trainer, people[0]]:
         p.start()
     claimed = Path(logs[0] + ".claimed")
     deadline = time.time() + 240
+    # the labeller to kill holds a claim before the others start: otherwise, slower to start, it could find every
+    # query already answered and leave before it could be killed
     while not claimed.exists() and people[0].is_alive() and time.time() < deadline:
         time.sleep(0.01)
+    for p in people[1:]:
+        p.start()
     killed_claim = int(claimed.read_text()) if claimed.exists() else None
-    os.kill(people[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
+    if people[0].is_alive():
+        os.kill(people[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
     for p in [trainer, *people]:
         p.join(timeout=max(1.0, deadline - time.time()))
     wall = time.perf_counter() - t0
