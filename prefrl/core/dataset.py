@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from prefrl.core.data import Answer, Clip
+from prefrl.core.jsonl import json_lines
 from prefrl.core.store import PreferenceStore, Store
 from prefrl.errors import PrefrlError
 
@@ -148,22 +149,12 @@ def read_labels(src: Path) -> LabelFile:
         raise PrefrlError(f"no file {src}: give the .jsonl that `prefrl export` wrote")
     if not npz.exists():
         raise PrefrlError(f"{npz} is missing (it holds the clips of {src}): put it beside {src}, or {_REEXPORT}")
-    try:
-        text = src.read_text()
-    except UnicodeDecodeError:
-        raise PrefrlError(f"{src} is not a text file: give the .jsonl that `prefrl export` wrote") from None
     rows: list[LabelRow] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, raw in json_lines(src, f"fix or delete that line, or {_REEXPORT}"):
         try:
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise _LineError(f"not valid JSON ({e.msg}: column {e.colno})") from None
             rows.append(_row(raw, n))
         except _LineError as e:
-            raise PrefrlError(f"{src} line {n}: {e}: fix or delete that line, or {_REEXPORT}") from None
+            raise PrefrlError(f"{src}:{n}: {e}: fix or delete that line, or {_REEXPORT}") from None
     if not rows:
         raise PrefrlError(f"{src} is empty (no labels): {_REEXPORT}, from a run that has labels")
     for row in rows:
@@ -186,14 +177,14 @@ def _read_clips(src: Path, rows: list[LabelRow]) -> dict[int, dict[str, np.ndarr
                     cid: int = getattr(row, f"{side}_clip")
                     if cid not in clips:
                         if any(f"{cid}/{name}" not in z for name in _ARRAYS[:3]):
-                            raise PrefrlError(f"{src} line {row.line}: clip {cid} ({side}_clip) is missing from "
+                            raise PrefrlError(f"{src}:{row.line}: clip {cid} ({side}_clip) is missing from "
                                               f"{npz}: the two files must come from one export: {_REEXPORT}")
                         clips[cid] = {n: z[f"{cid}/{n}"] for n in _ARRAYS if f"{cid}/{n}" in z}
                         _check_clip(src, row.line, cid, clips[cid], first)
                         first = first or (cid, clips[cid])
                     absorbing: int = getattr(row, f"{side}_absorbing")
                     if absorbing >= len(clips[cid]["obs"]):
-                        raise PrefrlError(f"{src} line {row.line}: {side}_absorbing is {absorbing}, but clip {cid} "
+                        raise PrefrlError(f"{src}:{row.line}: {side}_absorbing is {absorbing}, but clip {cid} "
                                           f"has {len(clips[cid]['obs'])} steps: fix that line, or {_REEXPORT}")
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise PrefrlError(f"{npz} cannot be read ({type(e).__name__}: {e}; truncated?): {_REEXPORT}") from None
@@ -228,7 +219,7 @@ def _check_clip_lengths(src: Path, rows: list[LabelRow], clips: dict[int, dict[s
                                   f"clip {cid} (line {row.line}) {len(clips[cid]['obs'])}: a run's clips all have one "
                                   "length: split the file by clip_length, and import each part into its own run")
             if row.clip_length is not None and len(clips[cid]["obs"]) != row.clip_length:
-                raise PrefrlError(f"{src} line {row.line}: clip_length is {row.clip_length}, but clip {cid} has "
+                raise PrefrlError(f"{src}:{row.line}: clip_length is {row.clip_length}, but clip {cid} has "
                                   f"{len(clips[cid]['obs'])} steps: fix that line, or {_REEXPORT}")
 
 

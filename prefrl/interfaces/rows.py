@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from prefrl.core.jsonl import json_lines
 from prefrl.errors import PrefrlError
 
 LATE_EVALS = 3
@@ -69,13 +70,7 @@ def read_rows(path: Path, fields: tuple[str, ...] = ROW_FIELDS,
     if not path.exists():
         raise PrefrlError(f"no result rows at {path}: give a JSONL file written by {writer}")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PrefrlError(f"{path}:{n}: not JSON ({e.msg}): one result row a line") from None
+    for n, row in json_lines(path, "one result row a line"):
         if not isinstance(row, dict):
             raise PrefrlError(f"{path}:{n}: a row is a JSON object, not {type(row).__name__}")
         missing = [f for f in fields if f not in row]

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefrl.config import TeacherConfig
+from prefrl.core.jsonl import json_lines
 from prefrl.errors import PrefrlError
 
 if TYPE_CHECKING:  # the benchmark module (numpy, tqdm, the run directory) loads when a sweep runs
     from prefrl.interfaces.benchmark import Job
 
 log = logging.getLogger(__name__)
+_ONE_ROW = "one finished run a line (a run cut off while writing leaves a partial last line: delete it)"
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def sweep_jobs(args: SweepArgs) -> list[Job]:
 def _done_keys(path: Path) -> set[tuple[str, str, int]]:
     if not path.exists():
         return set()
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [row for _, row in json_lines(path, _ONE_ROW)]
     return {(r["env"], r["arm"], int(r["seed"])) for r in rows}
 
 
@@ -92,7 +94,7 @@ def write_table(out: Path) -> None:
     """OUT/results.md from OUT/results.jsonl."""
     from prefrl.interfaces.rows import runs_table
 
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+    rows = [row for _, row in json_lines(out / "results.jsonl", _ONE_ROW)]
     text = f"# Sweep results ({len(rows)} runs)\n\nGenerated from results.jsonl by `prefrl sweep`.\n\n"
     text += runs_table(rows) + "\n"
     tmp = out / ".results.md.tmp"

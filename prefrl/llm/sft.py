@@ -6,13 +6,13 @@ model and its tokenizer, so `from_pretrained` (and `prefrl llm train --model DIR
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydantic
 
+from prefrl.core.jsonl import json_lines
 from prefrl.errors import PrefrlError
 from prefrl.llm.model import load_policy, resolve_device
 
@@ -39,13 +39,7 @@ def read_jsonl(path: Path, record: type[pydantic.BaseModel]) -> list[dict]:
     if not Path(path).is_file():
         raise PrefrlError(f"no file {path}: pass a JSON Lines file with one {record.__doc__} per line")
     out = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PrefrlError(f"{path}:{n}: not JSON ({e.msg}): each line must be one JSON object") from None
+    for n, raw in json_lines(Path(path), f"each line must be one {record.__doc__}"):
         try:
             out.append(record.model_validate(raw).model_dump())
         except pydantic.ValidationError as e:

@@ -1,0 +1,28 @@
+"""Reading JSON Lines files (result rows, LLM datasets, exported labels, sweep results) with one kind of error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prefrl.errors import PrefrlError
+
+
+def json_lines(path: Path, fix: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of `path`. A line that is not JSON, or a file that is not text,
+    raises one PrefrlError naming the file and the line, ending with `fix` (what the file should hold). What a
+    value must be is the caller's to check, naming `{path}:{n}` the same way."""
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError:
+        raise PrefrlError(f"{path} is not a text file: {fix}") from None
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise PrefrlError(f"{path}:{n}: not JSON ({e.msg}, column {e.colno}): {fix}") from None
+        yield n, value
