@@ -270,6 +270,9 @@ class TrainConfig:
     """Clips cut short by termination are padded with an absorbing state whose reward the model learns from
     the labels, and the agent receives that reward for the steps it loses by terminating. Without it a
     zero-mean learned reward gives staying alive no value (measured on Hopper-v5: see docs/benchmarks.md)."""
+    reward_per_step: bool = False
+    """Compute the learned reward with every env step instead of once a rollout in one batched call (the rewards
+    are the same; this is for measuring what the batching saves)."""
     threads: int = 1
     """torch CPU threads. Small MLPs are fastest on one (measured: 12 s vs 395 s for the same run with
     torch's default threads while the other core was busy)."""

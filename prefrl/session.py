@@ -21,7 +21,8 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure as configure_logger
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
 from prefrl import checkpoint
@@ -42,7 +43,7 @@ from prefrl.gym.agent import make_agent, policy_device, resolve_agent_config, re
 from prefrl.gym.environments import env_has_true_reward, episode_limit, make_env, score_functions
 from prefrl.gym.evaluation import EVAL_SEED_OFFSET, evaluate_agent, random_return
 from prefrl.gym.vec import make_vec_env
-from prefrl.gym.wrapper import ClipRecorder, RewardVecEnvWrapper
+from prefrl.gym.wrapper import ClipRecorder, RewardVecEnvWrapper, RolloutRewardNormalize, RolloutRewards
 from prefrl.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,8 @@ class Session:
         inside = ("env", "reward_inference", "clip_recording")
         before = sum(self.timers.seconds[k] for k in inside)
         fitter = self.prefs.background if self.prefs is not None else None
-        progress = _Progress(self.bar, fitter.swap if fitter is not None else None)
+        progress = _Progress(self.bar, fitter.swap if fitter is not None else None,
+                             RolloutRewards(self.wrapper, self.outer, per_step=self.cfg.reward_per_step))
         start = time.perf_counter()
         self.agent.learn(steps, reset_num_timesteps=False, callback=progress)
         total = time.perf_counter() - start
@@ -317,26 +319,34 @@ def _agent(cfg: TrainConfig, agent_cfg: AgentConfig, run: RunDir,
     if cfg.resume and checkpoint.has_agent(run):
         agent, loaded = checkpoint.load_agent(run, wrapper, device=policy_device(agent_cfg, cfg.device))
         return loaded, agent
-    outer: VecEnv = VecNormalize(wrapper, gamma=agent_cfg.gamma or 0.99) if agent_cfg.normalize else wrapper
+    outer: VecEnv = (RolloutRewardNormalize(wrapper, gamma=agent_cfg.gamma or 0.99) if agent_cfg.normalize
+                     else wrapper)
     return outer, make_agent(agent_cfg, outer, cfg.seed, cfg.device)
 
 
 class _Progress(BaseCallback):
     """Moves the progress bar, and times PPO's rollouts (the rest of `learn` is the policy's update)."""
 
-    def __init__(self, bar: tqdm, between_rollouts: Callable[[], object] | None = None) -> None:
+    def __init__(self, bar: tqdm, between_rollouts: Callable[[], object] | None = None,
+                 rewards: RolloutRewards | None = None) -> None:
         super().__init__()
         self.bar = bar
         self.between_rollouts = between_rollouts
+        self.rewards = rewards
         self.rollout_s = 0.0
         self._start = 0.0
 
     def _on_rollout_start(self) -> None:
         if self.between_rollouts is not None:  # the agent takes a finished background fit's weights here
             self.between_rollouts()
+        if self.rewards is not None:  # the weights stay as they are until the next rollout starts
+            self.rewards.begin()
         self._start = time.perf_counter()
 
     def _on_rollout_end(self) -> None:
+        if self.rewards is not None:  # the rollout's learned rewards, into PPO's buffer before its update
+            assert isinstance(self.model, OnPolicyAlgorithm)
+            self.rewards.finish(self.model.rollout_buffer, self.locals["values"], self.locals["dones"])
         self.rollout_s += time.perf_counter() - self._start
 
     def _on_step(self) -> bool:

@@ -120,3 +120,69 @@ def test_agent_receives_the_absorbing_reward_for_the_steps_it_loses_by_terminati
     assert np.isclose(rewards[0], expected, rtol=1e-4) and rewards[1] == 0.0
     assert all(r[0] == 0.0 for r, _ in got[:t])
     assert np.isclose(w.tail_weight(100), 0.0) and w.tail_weight(1) > w.tail_weight(50) > 0
+
+
+def _one_learn(per_step: bool, normalise: bool, rollouts: int = 2):
+    """PPO on a learned reward (a plain function of the step) for `rollouts` rollouts of 2 CartPole copies whose
+    episodes both terminate and hit a 40-step time limit."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from tqdm import tqdm
+
+    from prefrl.gym.wrapper import RolloutRewardNormalize, RolloutRewards
+    from prefrl.session import _Progress
+
+    venv = DummyVecEnv([lambda: gym.make("CartPole-v1", max_episode_steps=40) for _ in range(2)])
+    venv.seed(0)
+
+    def reward_fn(obs, acts):  # sums and products only: the same bits a row at a time or in a batch
+        return obs[:, 0] * 2.0 + obs[:, 2] - 0.25 * np.asarray(acts, dtype=np.float64).reshape(-1)
+
+    wrapper = RewardVecEnvWrapper(venv, reward_fn, absorbing_reward=lambda: -2.0, gamma=0.99, horizon=40)
+    outer = RolloutRewardNormalize(wrapper, gamma=0.99) if normalise else wrapper
+    agent = PPO("MlpPolicy", outer, n_steps=64, batch_size=64, n_epochs=1, seed=0, verbose=0)
+    rewards = RolloutRewards(wrapper, outer, per_step=per_step)
+    agent.learn(64 * 2 * rollouts, callback=_Progress(tqdm(disable=True), None, rewards))
+    return agent, wrapper, outer, rewards
+
+
+def test_learned_rewards_given_a_rollout_at_a_time_equal_those_given_step_by_step():
+    for normalise in (True, False):
+        a, wa, oa, ra = _one_learn(per_step=True, normalise=normalise)
+        b, wb, ob, rb = _one_learn(per_step=False, normalise=normalise)
+        assert not ra.on and rb.on
+        buf_a, buf_b = a.rollout_buffer, b.rollout_buffer  # the last rollout's
+        np.testing.assert_array_equal(buf_a.actions, buf_b.actions)  # the same steps were taken
+        assert np.abs(buf_b.rewards).max() > 0.01  # the learned reward reached the buffer (not the placeholder 0)
+        np.testing.assert_allclose(buf_b.rewards, buf_a.rewards, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(buf_b.advantages, buf_a.advantages, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(buf_b.returns, buf_a.returns, rtol=1e-4, atol=1e-5)
+        ended = [t for t, _ in wa.episode_returns]
+        assert len(ended) >= 4 and ended == [t for t, _ in wb.episode_returns]
+        np.testing.assert_allclose([p for _, p in wb.episode_returns], [p for _, p in wa.episode_returns], rtol=1e-5)
+        if normalise:  # the reward statistics moved as they do step by step, and hold the same running returns
+            assert oa.ret_rms.count == ob.ret_rms.count > 200
+            np.testing.assert_allclose(ob.ret_rms.var, oa.ret_rms.var, rtol=1e-6)
+            np.testing.assert_allclose(ob.returns, oa.returns, rtol=1e-6)
+            assert not ob.deferred
+
+
+def test_absorbing_tails_reach_the_rollout_rewards():
+    _, wrapper, _, rewards = _one_learn(per_step=False, normalise=False, rollouts=1)
+    _, per_step, _, _ = _one_learn(per_step=True, normalise=False, rollouts=1)
+    # CartPole's falls terminate: the absorbing reward (-2 a step, discounted over the steps left) is in the
+    # predicted returns of both ways
+    assert min(p for _, p in per_step.episode_returns) < -20
+    np.testing.assert_allclose([p for _, p in wrapper.episode_returns], [p for _, p in per_step.episode_returns],
+                               rtol=1e-5)
+
+
+def test_a_plain_vecnormalize_keeps_rewards_step_by_step():
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from prefrl.gym.wrapper import RolloutRewards
+
+    w = RewardVecEnvWrapper(_venv(2), lambda o, a: o[:, 0])
+    assert not RolloutRewards(w, VecNormalize(w)).on  # an older checkpoint's normaliser: its statistics stay right
+    assert RolloutRewards(w, w).on
+    assert not RolloutRewards(RewardVecEnvWrapper(_venv(2), None), w).on  # no learned reward

@@ -7,7 +7,9 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+import torch
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from prefrl.core.data import Clip
@@ -97,6 +99,30 @@ class ClipRecorder:
         self.clips = deque((c for i, c in enumerate(self.clips) if i not in indices), maxlen=self.clips.maxlen)
 
 
+_BATCH = 1024
+"""Steps per reward-model call when a rollout's rewards are computed at its end (bounds the memory of an image
+model's activations)."""
+
+
+class _PendingRollout:
+    """The steps of a rollout whose learned rewards are still to be computed."""
+
+    def __init__(self) -> None:
+        self.obs: list[np.ndarray] = []
+        self.acts: list[np.ndarray] = []
+        self.ends: list[np.ndarray] = []
+        self.tails: list[np.ndarray] = []
+        self.true_at_end: list[np.ndarray] = []
+
+    def add(self, obs: np.ndarray, acts: np.ndarray, ends: np.ndarray, tails: np.ndarray,
+            true_sum: np.ndarray) -> None:
+        self.obs.append(np.array(obs, copy=True))
+        self.acts.append(np.array(acts, copy=True))
+        self.ends.append(ends)
+        self.tails.append(tails)
+        self.true_at_end.append(true_sum.copy())  # the true episode return where an episode ends at this step
+
+
 class RewardVecEnvWrapper(VecEnvWrapper):
     """Replaces the env's reward with `reward_fn(obs, action)` and records every step into clips.
 
@@ -107,6 +133,11 @@ class RewardVecEnvWrapper(VecEnvWrapper):
 
     With `absorbing_reward`, an episode that terminates before its time limit `horizon` also receives
     the discounted reward of the absorbing state for the steps it would have had left, on its last step.
+
+    Between `begin_rollout` and `end_rollout` (PPO's rollout, while the reward model's weights are held still) the
+    learned reward is not computed step by step: each step returns 0 and `end_rollout` computes the rollout's
+    rewards in one batched call, which the agent adds into its rollout buffer (`relabel_rollout`). The rewards are
+    the same; the per-call overhead of a small model, paid every step, is paid once a rollout.
     """
 
     def __init__(self, venv: VecEnv, reward_fn: RewardFn | None, recorder: ClipRecorder | None = None,
@@ -128,6 +159,7 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         self.episode_returns: deque[tuple[float, float]] = deque(maxlen=1000)
         self.timers: Timers | None = None
         """Where set, the seconds of env stepping, reward inference and clip recording are added to it."""
+        self._rollout: _PendingRollout | None = None
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
@@ -150,15 +182,23 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         prev_obs, acts = self._last_obs, self._actions
         if self.true_score is not None:
             true_rewards = self._scores(self.true_score, prev_obs, acts, true_rewards, infos)
-        rewards = true_rewards if self.reward_fn is None else self.reward_fn(prev_obs, acts)
-        rewards = np.asarray(rewards, dtype=np.float32).reshape(self.num_envs)
+        pending = self._rollout
+        if self.reward_fn is None:
+            rewards = np.asarray(true_rewards, dtype=np.float32).reshape(self.num_envs)
+        elif pending is not None:
+            rewards = np.zeros(self.num_envs, dtype=np.float32)  # computed for the whole rollout at its end
+        else:
+            rewards = np.asarray(self.reward_fn(prev_obs, acts), dtype=np.float32).reshape(self.num_envs)
         t2 = time.perf_counter()
         self.env_step += self.num_envs
         self._episode_steps += 1
+        tails = np.zeros(self.num_envs, dtype=np.float32)
         if self.absorbing_reward is not None:
             for k in np.flatnonzero(dones):
                 if ended_by_termination(dones[k], infos[k]):
-                    rewards[k] += self.absorbing_reward() * self.tail_weight(int(self._episode_steps[k]))
+                    tails[k] = self.tail_weight(int(self._episode_steps[k]))
+            if pending is None and tails.any():
+                rewards += self.absorbing_reward() * tails
         if self.recorder is not None:
             self.recorder.record(prev_obs, acts, true_rewards, dones, self.env_step, infos)
         if self.timers is not None:
@@ -166,16 +206,53 @@ class RewardVecEnvWrapper(VecEnvWrapper):
             self.timers.add("reward_inference", t2 - t1)
             self.timers.add("clip_recording", time.perf_counter() - t2)
         self._true_sum += true_rewards
-        self._pred_sum += rewards
+        ended = np.asarray(dones, dtype=bool).reshape(self.num_envs)
+        if pending is not None:
+            pending.add(prev_obs, acts, ended, tails, self._true_sum)
+        else:
+            self._pred_sum += rewards
         for i, done in enumerate(dones):
             infos[i]["true_reward"] = float(true_rewards[i])
             if done:
-                self.episode_returns.append((float(self._true_sum[i]), float(self._pred_sum[i])))
+                if pending is None:
+                    self.episode_returns.append((float(self._true_sum[i]), float(self._pred_sum[i])))
+                    self._pred_sum[i] = 0
                 self._true_sum[i] = 0
-                self._pred_sum[i] = 0
                 self._episode_steps[i] = 0
         self._last_obs = np.asarray(obs)
         return obs, rewards, dones, infos
+
+    # -- the learned reward a rollout at a time --------------------------------------------------------------
+    def begin_rollout(self) -> None:
+        """From here to `end_rollout`, steps return a learned reward of 0 and are kept for one batched call."""
+        self._rollout = _PendingRollout() if self.reward_fn is not None else None
+
+    def end_rollout(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The learned rewards (T, N) of the steps since `begin_rollout`, absorbing tails included, and their
+        episode ends (T, N); None when the rewards were given step by step (no learned reward, or no rollout
+        begun). The predicted episode returns of `episode_returns` are completed here."""
+        pending, self._rollout = self._rollout, None
+        if pending is None or not pending.obs or self.reward_fn is None:
+            return None
+        start = time.perf_counter()
+        obs, acts = np.stack(pending.obs), np.stack(pending.acts)  # (T, N, ...)
+        steps, n = obs.shape[:2]
+        obs, acts = obs.reshape(steps * n, *obs.shape[2:]), acts.reshape(steps * n, *acts.shape[2:])
+        rewards = np.concatenate([np.asarray(self.reward_fn(obs[i:i + _BATCH], acts[i:i + _BATCH]),
+                                             dtype=np.float32).reshape(-1)
+                                  for i in range(0, len(obs), _BATCH)]).reshape(steps, n)
+        tails = np.stack(pending.tails)
+        if self.absorbing_reward is not None and tails.any():
+            rewards += np.float32(self.absorbing_reward()) * tails
+        if self.timers is not None:
+            self.timers.add("reward_inference", time.perf_counter() - start)
+        ends = np.stack(pending.ends)
+        for t in range(steps):
+            self._pred_sum += rewards[t]
+            for i in np.flatnonzero(ends[t]):
+                self.episode_returns.append((pending.true_at_end[t][i], float(self._pred_sum[i])))
+                self._pred_sum[i] = 0
+        return rewards, ends
 
     def _scores(self, score: StepScore, obs: np.ndarray, acts: np.ndarray, env_rewards: np.ndarray,
                 infos: list[dict]) -> np.ndarray:
@@ -193,3 +270,75 @@ class RewardVecEnvWrapper(VecEnvWrapper):
             return g / (1 - g) if g < 1 else 0.0
         left = max(self.horizon - steps_taken, 0)
         return g * (1 - g**left) / (1 - g) if g < 1 else float(left)
+
+
+class RolloutRewardNormalize(VecNormalize):
+    """VecNormalize for a learned reward given a rollout at a time: while `deferred`, steps leave the reward
+    statistics alone (their reward is a placeholder 0), and `normalise_rollout` then updates the statistics and scales
+    the rollout's rewards step by step, in order, as VecNormalize does when the rewards come with the steps."""
+
+    deferred = False
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if not self.deferred:
+            return super().step_wait()
+        held = self.returns  # the discounted returns the statistics follow: left as they were until the rollout ends
+        self.returns = np.zeros_like(held)
+        try:
+            return super().step_wait()
+        finally:
+            self.returns = held
+
+    def _update_reward(self, reward: np.ndarray) -> None:
+        if not self.deferred:
+            super()._update_reward(reward)
+
+    def normalise_rollout(self, rewards: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The rollout's rewards (T, N), scaled as VecNormalize would have scaled them step by step."""
+        out = np.empty(rewards.shape, dtype=np.float32)
+        for t in range(len(rewards)):
+            if self.training:
+                VecNormalize._update_reward(self, rewards[t])
+            out[t] = self.normalize_reward(rewards[t])
+            self.returns[ends[t]] = 0
+        return out
+
+
+class RolloutRewards:
+    """Gives PPO the learned reward a rollout at a time. `begin` (at the rollout's start) makes the wrapper keep the
+    steps; `finish` (at its end, before PPO's update) computes their rewards in one call, scales them as the
+    normaliser `outer` would have (when there is one), adds them into the rollout buffer (which holds only the value
+    bootstraps of truncated episodes so far) and recomputes its returns and advantages.
+
+    Off (each step's reward computed with the step, as before) without a learned reward, with `per_step`, or
+    with a plain VecNormalize (an agent checkpointed by an older prefrl) around the wrapper.
+    """
+
+    def __init__(self, wrapper: RewardVecEnvWrapper, outer: VecEnv, per_step: bool = False) -> None:
+        self.wrapper = wrapper
+        self.normaliser = outer if isinstance(outer, RolloutRewardNormalize) else None
+        plain = isinstance(outer, VecNormalize) and self.normaliser is None
+        self.on = wrapper.reward_fn is not None and not per_step and not plain
+
+    def begin(self) -> None:
+        if self.on:
+            self.wrapper.begin_rollout()
+            if self.normaliser is not None:
+                self.normaliser.deferred = True
+
+    def finish(self, buffer: RolloutBuffer, last_values: torch.Tensor, last_dones: np.ndarray) -> None:
+        if not self.on:
+            return
+        if self.normaliser is not None:
+            self.normaliser.deferred = False
+        got = self.wrapper.end_rollout()
+        if got is None:
+            return
+        rewards, ends = got
+        if rewards.shape != buffer.rewards.shape:
+            raise RuntimeError(f"the rollout kept {rewards.shape} steps, PPO's buffer holds {buffer.rewards.shape}: "
+                               "the wrapper was stepped outside PPO's rollout")
+        if self.normaliser is not None:
+            rewards = self.normaliser.normalise_rollout(rewards, ends)
+        buffer.rewards += rewards
+        buffer.compute_returns_and_advantage(last_values=last_values, dones=last_dones)
