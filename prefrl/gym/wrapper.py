@@ -99,9 +99,10 @@ class ClipRecorder:
         self.clips = deque((c for i, c in enumerate(self.clips) if i not in indices), maxlen=self.clips.maxlen)
 
 
-_BATCH = 1024
-"""Steps per reward-model call when a rollout's rewards are computed at its end (bounds the memory of an image
-model's activations)."""
+_BATCH = 256
+"""Steps per reward-model call when a rollout's rewards are computed at its end. Measured for the Atari CNN ensemble
+on one CPU thread (ms per 1,024 frames): 3,919 in calls of 8 (a step of 8 copies), 2,554 in calls of 128, 2,688 in
+calls of 256, 7,349 in one call of 1,024, whose activations no longer fit the caches."""
 
 
 class _PendingRollout:
