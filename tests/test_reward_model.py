@@ -7,7 +7,7 @@ import torch
 from prefrl.config import RewardModelConfig
 from prefrl.core.data import Clip
 from prefrl.core.reward.factory import make_reward_model
-from prefrl.core.reward.model import RewardEnsemble
+from prefrl.core.reward.model import NUMPY_ROWS, RewardEnsemble
 from prefrl.core.reward.trainer import PreferenceData, RewardTrainer, preference_loss
 from tests.factories import preference_data
 
@@ -176,6 +176,11 @@ def test_the_agents_numpy_reward_matches_the_ensemble_and_follows_new_weights(rn
         second = model.reward(obs, acts)
         np.testing.assert_allclose(second, torch_reward(), rtol=1e-5, atol=1e-6)
         assert np.abs(second - first).max() > 1e-3
+        # a rollout's steps in one call (past NUMPY_ROWS: through torch) get what they get a few at a time
+        many_obs = rng.normal(size=(NUMPY_ROWS * 3, *obs_space.shape)).astype(np.float32)
+        many_acts = np.stack([act_space.sample() for _ in range(len(many_obs))])
+        few = np.concatenate([model.reward(many_obs[i:i + 4], many_acts[i:i + 4]) for i in range(0, len(many_obs), 4)])
+        np.testing.assert_allclose(model.reward(many_obs, many_acts), few, rtol=1e-5, atol=1e-6)
 
 
 def _first(data: PreferenceData, n: int) -> PreferenceData:
