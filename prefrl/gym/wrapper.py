@@ -43,9 +43,9 @@ class ClipRecorder:
         self._acts: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
         self._rews: list[list[float]] = [[] for _ in range(n_envs)]
         self._extra: list[list[np.ndarray | None]] = [[] for _ in range(n_envs)]  # state or frame per step
-        self._episode = np.arange(n_envs)
+        self._episode = list(range(n_envs))
         self._next_episode = n_envs
-        self._t = np.zeros(n_envs, dtype=np.int64)
+        self._t = [0] * n_envs
         self.total_clips = 0
 
     def record(self, obs: np.ndarray, acts: np.ndarray, true_rewards: np.ndarray, dones: np.ndarray,
@@ -55,17 +55,22 @@ class ClipRecorder:
         When an episode terminates (not at a time limit) mid-clip and `absorbing` is on, the clip is
         completed with the absorbing state; otherwise the partial clip is dropped.
         """
-        for i in range(len(dones)):
+        obs, acts = np.array(obs, copy=True), np.array(acts, copy=True)  # one copy a step; each copy keeps its row
+        rewards, ends = np.asarray(true_rewards, dtype=np.float64).tolist(), np.asarray(dones).tolist()
+        for i, done in enumerate(ends):
             info = infos[i] if infos is not None else {}
-            self._obs[i].append(np.array(obs[i], copy=True))
-            self._acts[i].append(np.array(acts[i], copy=True))
-            self._rews[i].append(float(true_rewards[i]))
-            self._extra[i].append(info.get("prefrl_state", info.get("prefrl_frame")))
-            self._is_frames = self._is_frames or "prefrl_frame" in info
-            if len(self._obs[i]) == self.clip_length or (self.absorbing and ended_by_termination(dones[i], info)):
+            self._obs[i].append(obs[i])
+            self._acts[i].append(acts[i])
+            self._rews[i].append(rewards[i])
+            if "prefrl_frame" in info:
+                self._is_frames = True
+                self._extra[i].append(info.get("prefrl_state", info["prefrl_frame"]))
+            else:
+                self._extra[i].append(info.get("prefrl_state"))
+            if len(self._obs[i]) == self.clip_length or (done and self.absorbing and ended_by_termination(done, info)):
                 self._emit(i, env_step)
             self._t[i] += 1
-            if dones[i]:
+            if done:
                 self._clear(i)
                 self._t[i] = 0
                 self._episode[i] = self._next_episode
@@ -82,7 +87,7 @@ class ClipRecorder:
         stacked = padded(extra) if all(e is not None for e in extra) else None  # type: ignore[arg-type]
         self.clips.append(Clip(obs=padded(self._obs[i]), acts=padded(self._acts[i]),
                                true_rewards=np.asarray(self._rews[i] + [0.0] * pad, dtype=np.float32),
-                               env_step=env_step, episode=int(self._episode[i]), start=int(self._t[i]) + 1 - live,
+                               env_step=env_step, episode=self._episode[i], start=self._t[i] + 1 - live,
                                states=None if self._is_frames else stacked,
                                frames=stacked if self._is_frames else None, absorbing=pad))
         self.total_clips += 1
