@@ -142,7 +142,7 @@ class RewardVecEnvWrapper(VecEnvWrapper):
 
     Between `begin_rollout` and `end_rollout` (PPO's rollout, while the reward model's weights are held still) the
     learned reward is not computed step by step: each step returns 0 and `end_rollout` computes the rollout's
-    rewards in one batched call, which the agent adds into its rollout buffer (`relabel_rollout`). The rewards are
+    rewards in batched calls, which the agent adds into its rollout buffer (`RolloutRewards`). The rewards are
     the same; the per-call overhead of a small model, paid every step, is paid once a rollout.
     """
 
@@ -256,7 +256,7 @@ class RewardVecEnvWrapper(VecEnvWrapper):
         for t in range(steps):
             self._pred_sum += rewards[t]
             for i in np.flatnonzero(ends[t]):
-                self.episode_returns.append((pending.true_at_end[t][i], float(self._pred_sum[i])))
+                self.episode_returns.append((float(pending.true_at_end[t][i]), float(self._pred_sum[i])))
                 self._pred_sum[i] = 0
         return rewards, ends
 
