@@ -9,6 +9,8 @@
    after every chunk), refitting on every label each time (replay None, before) against new labels plus a bounded
    replay (the default), and their seconds at the per-step costs of 1.
 3. The agent's per-step reward from the MLP ensemble (Hopper's sizes): through torch, and through numpy.
+4. A rollout's learned rewards (Hopper: 512 steps of 4 env copies; Pong: 128 steps of 8 copies), computed step by
+   step (`--reward-per-step`, before) against in calls of 256 steps at the rollout's end (the default).
 
 Prints a markdown table and appends one JSON row per measurement to --out.
 """
@@ -47,6 +49,8 @@ class Args:
     """The run's label budget (the Pong benchmark's)."""
     steps: int = 500_000
     """The run's agent steps."""
+    only_rollout: bool = False
+    """Measure only 4 (the rollout's rewards)."""
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -152,9 +156,39 @@ def mlp_reward_costs(repeats: int) -> dict[str, float]:
             "numpy (default)": _median_seconds(through_numpy, repeats) / 2000}
 
 
+def rollout_reward_costs(repeats: int) -> dict[str, float]:
+    """Seconds of a rollout's learned rewards, step by step and in the loop's batched calls (`wrapper._BATCH`)."""
+    from prefrl.gym.wrapper import _BATCH
+
+    rng = np.random.default_rng(0)
+    hopper = gym.make("Hopper-v5")
+    cases = {"Hopper MLP, 512 steps x 4 copies": (hopper.observation_space, hopper.action_space, 512, 4),
+             "Pong CNN, 128 steps x 8 copies": (gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), gym.spaces.Discrete(6),
+                                                128, 8)}
+    out = {}
+    for name, (obs_space, act_space, steps, copies) in cases.items():
+        model = make_reward_model(obs_space, act_space, RewardModelConfig())
+        model.is_fitted.fill_(True)
+        shape = (steps * copies, *(obs_space.shape or ()))
+        obs = rng.integers(0, 256, shape).astype(obs_space.dtype or np.float32)
+        acts = np.stack([act_space.sample() for _ in range(steps * copies)])
+
+        def calls(size: int, model: RewardEnsemble = model, obs: np.ndarray = obs,
+                  acts: np.ndarray = acts) -> Callable[[], object]:
+            return lambda: [model.reward(obs[i:i + size], acts[i:i + size]) for i in range(0, len(obs), size)]
+
+        out[f"{name}, step by step (before)"] = _median_seconds(calls(copies), repeats)
+        out[f"{name}, calls of {_BATCH} steps (default)"] = _median_seconds(calls(_BATCH), repeats)
+    return out
+
+
 def main(args: Args) -> None:
     torch.set_num_threads(1)
-    rows = []
+    rows: list[dict] = []
+    if args.only_rollout:
+        _rollout_rows(args, rows)
+        _write(args, rows)
+        return
     step_cost = cnn_step_costs(args.repeats)
     base = step_cost["grouped NCHW, 25 of 25 steps (before)"]
     print("| CNN gradient step | seconds | vs before |\n|---|---|---|")
@@ -175,6 +209,19 @@ def main(args: Args) -> None:
     for name, sec in reward_cost.items():
         print(f"| {name} | {sec * 1e6:.0f} |")
         rows.append({"measure": "mlp_reward_us", "variant": name, "microseconds": round(sec * 1e6, 1)})
+    _rollout_rows(args, rows)
+    _write(args, rows)
+
+
+def _rollout_rows(args: Args, rows: list[dict]) -> None:
+    costs = rollout_reward_costs(args.repeats)
+    print("\n| a rollout's learned rewards | ms |\n|---|---|")
+    for name, sec in costs.items():
+        print(f"| {name} | {sec * 1e3:.0f} |")
+        rows.append({"measure": "rollout_reward_ms", "variant": name, "milliseconds": round(sec * 1e3, 1)})
+
+
+def _write(args: Args, rows: list[dict]) -> None:
     if args.out is not None:
         stamp, where = time.strftime("%Y%m%d-%H%M%S"), machine()
         with args.out.open("a") as f:
