@@ -118,3 +118,18 @@ def test_a_run_of_another_env_over_imported_labels_is_refused_before_anything_is
     with pytest.raises(PrefrlError, match="holds clips of env 'prefrl/PointReach-v0'.*--env prefrl/PointReach-v0"):
         train(TrainConfig(env="Pendulum-v1", steps=2048, labels=10, out=tmp_path / "run", progress=False))
     assert not {"config.json", "agent", "reward_model"} & {p.name for p in (tmp_path / "run").iterdir()}
+
+
+def test_json_lines_names_the_file_the_line_and_the_fix(tmp_path):
+    from prefrl.core.jsonl import json_lines
+    from prefrl.errors import PrefrlError
+
+    f = tmp_path / "rows.jsonl"
+    f.write_text('{"a": 1}\n\n  \n[2]\n{"b": \n')
+    with pytest.raises(PrefrlError, match=r"rows.jsonl:5: not JSON \(.*column \d+\): one row a line"):
+        list(json_lines(f, "one row a line"))
+    lines = json_lines(f, "x")  # blank lines skipped, line numbers kept
+    assert next(lines) == (1, {"a": 1}) and next(lines) == (4, [2])
+    f.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(PrefrlError, match="rows.jsonl is not a text file: give a JSONL file"):
+        list(json_lines(f, "one row a line", file_fix="give a JSONL file"))

@@ -150,7 +150,8 @@ def read_labels(src: Path) -> LabelFile:
     if not npz.exists():
         raise PrefrlError(f"{npz} is missing (it holds the clips of {src}): put it beside {src}, or {_REEXPORT}")
     rows: list[LabelRow] = []
-    for n, raw in json_lines(src, f"fix or delete that line, or {_REEXPORT}"):
+    for n, raw in json_lines(src, f"fix or delete that line, or {_REEXPORT}",
+                             file_fix="give the .jsonl that `prefrl export` wrote"):
         try:
             rows.append(_row(raw, n))
         except _LineError as e:
