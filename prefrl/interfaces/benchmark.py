@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import platform
+import re
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack
@@ -45,9 +46,14 @@ oracle-700-sync-fitall): -fitall refits on every label each time; -sync blocks t
 
 
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
-    """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync][-fitall] (see ARM_SUFFIXES)."""
+    """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync][-fitall][-decayT0] (see ARM_SUFFIXES;
+    -decay0.02 sets --queries.decay)."""
     if arm == "true":
         return replace(base, reward="true")
+    decay = re.search(r"-decay(\d*\.?\d+)$", arm)
+    if decay is not None:
+        base = replace(base, queries=replace(base.queries, decay=float(decay.group(1))))
+        arm = arm[:decay.start()]
     for suffix, change in ARM_SUFFIXES.items():
         if arm.endswith(suffix):
             base = replace(base, reward_model=replace(base.reward_model, **change))
