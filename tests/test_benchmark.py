@@ -206,3 +206,18 @@ def test_the_suite_table_normalises_by_the_random_policy_and_plans_every_task(tm
     assert arms == ["true", "oracle-700"]
     with pytest.raises(PrefrlError, match="not in suite 'atari'.*leave out --suite"):
         script["plan"](script["Args"](suite="atari", envs=["Hopper-v5"]))
+
+
+def test_cost_ratio_at_equal_load_stops_where_the_first_run_of_the_batch_ended():
+    from prefrl.interfaces.doc_tables import equal_load_ratio
+
+    def row(seconds_per_1k: float) -> dict:
+        curve = [[s, s / 1000 * seconds_per_1k] for s in range(100_000, 1_000_001, 100_000)]
+        return {"wall_curve": curve, "wall_s": curve[-1][1]}
+
+    true, learned = [row(1.0), row(1.0)], [row(1.2)]  # the learned run went on after the true runs ended at 1,000 s
+    # the last step that every run had reached by then: 800k (learned at 960 s; at 900k it was at 1,080 s)
+    assert equal_load_ratio(learned, true, end=1000.0) == "1.20 (800k)"
+    assert equal_load_ratio(learned, true, end=500.0) == "1.20 (400k)"
+    assert equal_load_ratio(learned, true, end=50.0) == "–"  # no step before the first end
+    assert equal_load_ratio([{"wall_s": 5.0}], true, end=1000.0) == "–"  # rows from before curves were kept

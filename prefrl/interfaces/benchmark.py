@@ -122,7 +122,28 @@ def _run(job: Job) -> dict[str, Any]:
         summary["random_return"] = random_baseline(job.cfg)
     return {"env": job.env, "seed": job.seed, "arm": job.arm, **summary,
             "late_return": late_return(run, summary["env_steps"]), "batch": job.batch, "machine": machine(),
-            "stage_s": {k: round(v, 1) for k, v in state.get("timers", {}).items()}}
+            "stage_s": {k: round(v, 1) for k, v in state.get("timers", {}).items()}, "wall_curve": wall_curve(run)}
+
+
+def wall_curve(run: RunDir) -> list[list[float]]:
+    """[env steps, wall seconds] at each row of a run's metrics.csv: where it stood when (the cost table compares
+    the arms of a batch at the same steps while every run of the batch was still running)."""
+    return [[int(r["env_steps"]), round(r["wall_s"], 1)] for r in run.read_metrics() if r["wall_s"] == r["wall_s"]]
+
+
+def add_wall_curves(path: Path, root: Path) -> int:
+    """Give every row of `path` without a `wall_curve` the curve of its run under `root` (ENV/ARM/seedN, as the
+    benchmark lays runs out); returns how many rows were filled."""
+    rows = read_rows(path)
+    filled = 0
+    for r in rows:
+        run = RunDir(root / r["env"].replace("/", "_") / r["arm"] / f"seed{r['seed']}")
+        if "wall_curve" not in r and run.metrics.exists():
+            r["wall_curve"] = wall_curve(run)
+            filled += 1
+    if filled:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return filled
 
 
 def random_baseline(cfg: TrainConfig) -> float:

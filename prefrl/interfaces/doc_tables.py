@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,31 +59,60 @@ def read_llm_rows(path: Path) -> list[dict[str, Any]]:
 class CostTable(DocTable):
     """What the loop costs beside plain PPO (rows with `batch` and `stage_s`): per batch, env and arm, the mean wall
     time, its ratio to the true-reward arm of the same batch, and the seconds of the stages the loop adds (reward
-    inference, reward-model fitting on the agent's path and beside it, asking and answering)."""
+    inference, reward-model fitting on the agent's path and beside it, asking and answering).
+
+    Runs that start together do not end together: once the first run of a batch ends, those still running get more of
+    the machine, which shortens the slower arm's wall time. So the ratio is also given at equal load: at the largest
+    step that every run of both arms reached before the first run of the batch ended (rows with `wall_curve`)."""
 
     def render(self, root: Path) -> str:
         rows = [r for name in self.rows for r in read_rows(root / name) if "stage_s" in r]
-        lines = ["| batch | env | arm | steps | labels | wall s | learned / true wall | return | reward inference s | "
-                 "fit on path s | fit beside s | store s | policy update s | env s |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines = ["| batch | env | arm | steps | labels | wall s | learned / true wall | at equal load (step) | "
+                 "return | reward inference s | fit on path s | fit beside s | store s | policy update s | env s |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         for r in rows:
             groups.setdefault((r.get("batch", ""), r["env"], r["arm"]), []).append(r)
+        first_end: dict[str, float] = {}
+        for r in rows:
+            first_end[r.get("batch", "")] = min(first_end.get(r.get("batch", ""), math.inf), float(r["wall_s"]))
         for (batch, env, arm), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "true",
                                                                               kv[0][2])):
             wall = float(np.mean([r["wall_s"] for r in runs]))
             true = groups.get((batch, env, "true"))
             ratio = "–" if arm == "true" or not true else f"{wall / np.mean([r['wall_s'] for r in true]):.2f}"
+            equal = "–" if arm == "true" or not true else equal_load_ratio(runs, true, first_end[batch])
 
             def stage(name: str, runs: list[dict[str, Any]] = runs) -> str:
                 return f"{np.mean([r['stage_s'].get(name, 0.0) for r in runs]):.0f}"
 
             labels = np.mean([r["labels"] for r in runs])
             lines.append(f"| {batch} | {env} | {arm} | {runs[0]['env_steps']:,} | {labels:.0f}"
-                         f" | {wall:.0f} | {ratio} | {np.mean([r['final_true_return'] for r in runs]):.0f} | "
+                         f" | {wall:.0f} | {ratio} | {equal} | {np.mean([r['final_true_return'] for r in runs]):.0f} | "
                          f"{stage('reward_inference')} | {stage('reward_fit')} | {stage('reward_fit_background')} | "
                          f"{stage('store')} | {stage('policy_update')} | {stage('env')} |")
         return "\n".join(lines) + "\n"
+
+
+def equal_load_ratio(learned: list[dict[str, Any]], true: list[dict[str, Any]], end: float) -> str:
+    """Mean learned over mean true wall time at the largest step of the true runs' curves that every run of both
+    reached (interpolated) before `end`, the first end of a run in their batch: "1.09 (900k)"; "–" without curves."""
+    runs = learned + true
+    if not all(r.get("wall_curve") for r in runs):
+        return "–"
+    curves = [np.asarray(r["wall_curve"], dtype=float) for r in runs]
+    best = None
+    for step in np.asarray(true[0]["wall_curve"], dtype=float)[:, 0]:
+        if any(step > c[-1, 0] for c in curves):
+            continue
+        walls = [float(np.interp(step, c[:, 0], c[:, 1])) for c in curves]
+        if max(walls) <= end:
+            best = step, walls
+    if best is None:
+        return "–"
+    step, walls = best
+    ratio = np.mean(walls[:len(learned)]) / np.mean(walls[len(learned):])
+    return f"{ratio:.2f} ({step / 1000:.0f}k)"
 
 
 @dataclass(frozen=True)
@@ -177,6 +207,7 @@ class SuiteTable(DocTable):
 _1M = "docs/benchmark-results-1m-cpu.jsonl"
 _SOONER = "docs/benchmark-results-1m-sooner-cpu.jsonl"
 _COST_1M = "docs/benchmark-results-cost-1m-cpu.jsonl"
+_COST_1M_S17 = "docs/benchmark-results-cost-1m-s17-cpu.jsonl"
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
 
@@ -190,10 +221,12 @@ DOC_TABLES = {
     "results-150k": DocTable(_150K, ("true", "oracle-700", "oracle-350", "mistake-700", "oracle-700-disagreement")),
     "llm-letters": LlmTable(("docs/benchmark-results-llm.jsonl",)),
     "cost-300k": CostTable(("docs/benchmark-results-cost-cpu.jsonl",), ()),
-    "suite-mujoco": SuiteTable(("docs/benchmark-results-suite-cpu.jsonl", _1M, _COST_1M), ("true", "oracle-700"),
+    "suite-mujoco": SuiteTable(("docs/benchmark-results-suite-cpu.jsonl", _1M, _COST_1M_S17), ("true", "oracle-700"),
                                envs=tuple(SUITES["mujoco"].steps), only=((_1M, ("HalfCheetah-v5",)),)),
     "cost-1m": CostTable((_COST_1M,), ()),
     "results-cost-1m": DocTable((_COST_1M,), ("true", "oracle-700")),
+    "cost-1m-s17": CostTable((_COST_1M_S17,), ()),
+    "results-cost-1m-s17": DocTable((_COST_1M_S17,), ("true", "oracle-700")),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
