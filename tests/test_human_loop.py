@@ -60,8 +60,28 @@ def test_agent_never_waits_for_the_person_and_learns_from_their_labels(tmp_path)
     assert wall < 120
     # never more than max_open queries were left waiting for the person
     assert store.count_queries() - len(labels) <= 5
-    rows = (out / "metrics.csv").read_text().splitlines()
-    assert float(rows[-1].split(",")[5]) > 0.5  # the reward model trained on the person's labels
+    # the reward model trained on the person's labels: it agrees with most of them (the held-out share alone, a
+    # dozen labels when the machine is busy and the person slow, is too few to ask that of)
+    assert _agreement_with_labels(out, store) > 0.6
+
+
+def _agreement_with_labels(out, store: PreferenceStore) -> float:
+    """The share of the store's labels (held out or not) that the run's saved reward model agrees with."""
+    import numpy as np
+    import torch
+
+    from prefrl.checkpoint import load_reward_model
+    from prefrl.config import RewardModelConfig
+    from prefrl.core.reward.trainer import RewardTrainer
+    from prefrl.gym.environments import make_env
+
+    env = make_env("prefrl/PointReach-v0")
+    model = load_reward_model(out, env.observation_space, env.action_space)
+    trainer = RewardTrainer(model, RewardModelConfig(), np.random.default_rng(0))
+    data = trainer.data_from_store(store)
+    assert data is not None
+    _, accuracy = trainer.evaluate(data, torch.ones(len(data), dtype=torch.bool))
+    return accuracy
 
 
 def _teach(out, leave_after: int | None = None, choice: str = "gone", steps: int = 12_288, labels: int = 40):
