@@ -208,6 +208,7 @@ _1M = "docs/benchmark-results-1m-cpu.jsonl"
 _SOONER = "docs/benchmark-results-1m-sooner-cpu.jsonl"
 _COST_1M = "docs/benchmark-results-cost-1m-cpu.jsonl"
 _COST_1M_S17 = "docs/benchmark-results-cost-1m-s17-cpu.jsonl"
+_SOONER_S17 = "docs/benchmark-results-1m-sooner-s17-cpu.jsonl"
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
 
@@ -227,6 +228,8 @@ DOC_TABLES = {
     "results-cost-1m": DocTable((_COST_1M,), ("true", "oracle-700")),
     "cost-1m-s17": CostTable((_COST_1M_S17,), ()),
     "results-cost-1m-s17": DocTable((_COST_1M_S17,), ("true", "oracle-700")),
+    "sooner-1m-s17": DocTable((_COST_1M_S17, _SOONER_S17), ("true", "oracle-700", "oracle-700-decay0.02"),
+                              envs=("Hopper-v5",)),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
