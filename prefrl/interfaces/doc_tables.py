@@ -229,7 +229,7 @@ DOC_TABLES = {
     "cost-1m-s17": CostTable((_COST_1M_S17,), ()),
     "results-cost-1m-s17": DocTable((_COST_1M_S17,), ("true", "oracle-700")),
     "sooner-1m-s17": DocTable((_COST_1M_S17, _SOONER_S17), ("true", "oracle-700", "oracle-700-decay0.02"),
-                              envs=("Hopper-v5",)),
+                              envs=("Hopper-v5", "Walker2d-v5")),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
