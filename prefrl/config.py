@@ -116,8 +116,8 @@ class QueryConfig:
     decay: float = 0.02
     """T0 of the label rate T0/(T+T0), as a fraction of the agent's step budget. 0.02 (most labels early, so the
     reward settles while the agent is still searching) against 0.25 before, 700 oracle labels at 1M steps, 3 seeds:
-    Hopper 0.95 against 0.80 (session 17, today's fitting), 1.24 against 0.93 (session 14, blocking fits); Walker2d
-    0.94 against 0.89 (session 14). docs/benchmarks.md, "Labels sooner"."""
+    Hopper 0.95 and Walker2d 0.93 against 0.80 each (session 17, today's fitting); 1.24 / 0.94 against 0.93 / 0.89
+    (session 14, blocking fits). docs/benchmarks.md, "Labels sooner"."""
     buffer_clips: int = 2000
     """How many recent clips are kept in memory as candidates."""
     reference_fraction: float = 0.0
