@@ -87,6 +87,11 @@ SUITES = {
 SUITES["all"] = Suite({**SUITES["mujoco"].steps, **SUITES["atari"].steps}, ("true", "oracle-700", "oracle-1000"))
 
 
+def run_path(root: Path, env: str, arm: str, seed: int) -> Path:
+    """Where a benchmark keeps the run of (env, arm, seed) under its --out: ENV/ARM/seedN ("/" in ids as "_")."""
+    return root / env.replace("/", "_") / arm / f"seed{seed}"
+
+
 def make_jobs(envs: list[str], seeds: list[int], arms: list[str], steps: int | dict[str, int], root: Path,
               teacher_params: TeacherConfig | None = None, evaluations: int = 10, batch: str = "") -> list[Job]:
     """One job per (env, seed, arm), with `steps` for every env or per env; each also scores its agent
@@ -100,7 +105,7 @@ def make_jobs(envs: list[str], seeds: list[int], arms: list[str], steps: int | d
                 base = TrainConfig(env=env, steps=env_steps, seed=seed, progress=False, video_steps=0, eval_episodes=10,
                                    eval_every=env_steps // evaluations if evaluations else 0,
                                    teacher_params=teacher_params, queries=QueryConfig(),
-                                   out=root / env.replace("/", "_") / arm / f"seed{seed}")
+                                   out=run_path(root, env, arm, seed))
                 jobs.append(Job(env, seed, arm, arm_config(base, arm), batch))
     return jobs
 
@@ -137,7 +142,7 @@ def add_wall_curves(path: Path, root: Path) -> int:
     rows = read_rows(path)
     filled = 0
     for r in rows:
-        run = RunDir(root / r["env"].replace("/", "_") / r["arm"] / f"seed{r['seed']}")
+        run = RunDir(run_path(root, r["env"], r["arm"], r["seed"]))
         if "wall_curve" not in r and run.metrics.exists():
             r["wall_curve"] = wall_curve(run)
             filled += 1
