@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.model import RewardEnsemble
 from prefrl.core.reward.trainer import gradient_steps
 from prefrl.core.schedule import LabelSchedule
+from prefrl.errors import exit_status
 from prefrl.interfaces.benchmark import machine
 
 
@@ -229,4 +231,4 @@ def _write(args: Args, rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args, description=__doc__))))

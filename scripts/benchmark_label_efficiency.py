@@ -15,6 +15,7 @@ a marker in docs/benchmarks.md name it.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Literal
 import tyro
 
 from prefrl.config import TeacherConfig
-from prefrl.errors import PrefrlError
+from prefrl.errors import PrefrlError, exit_status
 from prefrl.interfaces.benchmark import SUITES, make_jobs, plot_curves, results_from_runs, run_benchmark
 from prefrl.interfaces.doc_tables import DOC_TABLES, update_doc_tables
 from prefrl.interfaces.rows import append_rows, runs_table
@@ -108,4 +109,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args, description=__doc__))))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 import tyro
 
+from prefrl.errors import exit_status
 from prefrl.llm.cli import DemoArgs, demo
 
 
@@ -60,4 +62,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args))))

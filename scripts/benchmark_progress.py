@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
 
+from prefrl.errors import exit_status
 from prefrl.interfaces.benchmark import benchmark_runs
 
 
@@ -37,4 +39,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args, description=__doc__))))

@@ -26,6 +26,8 @@ from typing import Literal
 import numpy as np
 import tyro
 
+from prefrl.errors import exit_status
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pg, for the throwaway server
 
 from prefrl.core.data import Answer, Clip  # noqa: E402
@@ -107,4 +109,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args))))

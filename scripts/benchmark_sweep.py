@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 import tyro
 
 from prefrl.config import TeacherConfig
+from prefrl.errors import exit_status
 from prefrl.interfaces.benchmark import machine, make_jobs, run_jobs
 from prefrl.interfaces.sweep import SweepArgs, run_sweep
 
@@ -62,4 +64,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args))))

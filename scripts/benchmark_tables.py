@@ -19,7 +19,7 @@ from pathlib import Path
 
 import tyro
 
-from prefrl.errors import PrefrlError
+from prefrl.errors import exit_status
 from prefrl.interfaces.benchmark import add_random_returns, add_wall_curves
 from prefrl.interfaces.doc_tables import update_doc_tables
 
@@ -43,16 +43,12 @@ class Args:
 
 
 def main(args: Args) -> int:
-    try:
-        for path in args.add_random_returns:
-            print(f"{path}: {add_random_returns(path)} rows given their random policy's return")
-        if args.add_wall_curves is not None:
-            rows_file, runs = args.add_wall_curves
-            print(f"{rows_file}: {add_wall_curves(rows_file, runs)} rows given their run's wall-time curve")
-        stale = update_doc_tables(args.doc, args.root, check=args.check)
-    except PrefrlError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    for path in args.add_random_returns:
+        print(f"{path}: {add_random_returns(path)} rows given their random policy's return")
+    if args.add_wall_curves is not None:
+        rows_file, runs = args.add_wall_curves
+        print(f"{rows_file}: {add_wall_curves(rows_file, runs)} rows given their run's wall-time curve")
+    stale = update_doc_tables(args.doc, args.root, check=args.check)
     if not stale:
         print(f"{args.doc}: every table matches its rows")
         return 0
@@ -64,4 +60,4 @@ def main(args: Args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(tyro.cli(Args, description=__doc__)))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args, description=__doc__))))

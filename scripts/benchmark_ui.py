@@ -10,6 +10,7 @@ reports the latency from each committed answer to the next pair drawn. Writes do
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import tyro
+
+from prefrl.errors import exit_status
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -103,4 +106,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args, description=__doc__))))

@@ -17,6 +17,7 @@ uses it that way.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from prefrl.checkpoint import load_agent, load_reward_model
 from prefrl.core.data import Clip
 from prefrl.core.reward.model import RewardEnsemble
-from prefrl.errors import PrefrlError
+from prefrl.errors import PrefrlError, exit_status
 from prefrl.gym.environments import episode_limit, make_env
 from prefrl.gym.evaluation import episode_clips
 from prefrl.run_dir import RunDir
@@ -93,4 +94,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args, description=__doc__))))

@@ -24,6 +24,7 @@ import torch
 import tyro
 
 from prefrl.checkpoint import has_agent, load_agent, load_reward_model
+from prefrl.errors import exit_status
 from prefrl.gym.environments import episode_limit, make_env
 from prefrl.gym.evaluation import episode_clips
 from prefrl.interfaces.benchmark import benchmark_runs
@@ -86,4 +87,4 @@ def main(args: Args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(tyro.cli(Args, description=__doc__)))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args, description=__doc__))))

@@ -38,6 +38,7 @@ import tyro
 from prefrl.core.data import Answer, Clip
 from prefrl.core.labels import PERSON_KEY, WAITING_KEY
 from prefrl.core.store import PreferenceStore
+from prefrl.errors import exit_status
 
 
 def sh(*cmd: str) -> str:
@@ -290,4 +291,4 @@ def text_views(docs: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))
+    sys.exit(exit_status(lambda: main(tyro.cli(Args, description=__doc__))))

@@ -8,6 +8,8 @@ import pytest
 from prefrl.config import TrainConfig
 from prefrl.errors import PrefrlError
 from prefrl.interfaces.benchmark import (
+    add_random_returns,
+    add_wall_curves,
     arm_config,
     late_return,
     make_jobs,
@@ -142,6 +144,16 @@ def test_benchmark_reports_finished_runs_and_smaller_budgets_of_the_same_runs(tm
     assert all(np.isfinite(r["final_true_return"]) for r in half)
     assert results_from_runs(tmp_path, 8192) == []
     assert [r["arm"] for r in results_from_runs(tmp_path, 4096, arms=["oracle-40"])] == ["oracle-40"]
+    # rows of an older batch lacked the wall-time curve and the random return: both are filled in from the runs
+    stripped = [{k: v for k, v in r.items() if k not in ("wall_curve", "random_return")} for r in rows]
+    stripped[0]["random_return"] = -1.0  # a row that has one keeps it
+    rows_path.write_text("".join(json.dumps(r) + "\n" for r in stripped))
+    assert add_wall_curves(rows_path, tmp_path / "elsewhere") == 0  # no run there: nothing to fill, nothing made up
+    assert add_wall_curves(rows_path, tmp_path) == 2 and add_random_returns(rows_path) == 1
+    refilled = read_rows(rows_path)
+    assert [r["wall_curve"] for r in refilled] == [r["wall_curve"] for r in rows]
+    assert [r["random_return"] for r in refilled] == [-1.0, rows[1]["random_return"]]
+    assert add_wall_curves(rows_path, tmp_path) == 0 and add_random_returns(rows_path) == 0
     plot_curves(tmp_path, tmp_path / "plots" / "curves.png")  # makes the folder
     assert (tmp_path / "plots" / "curves.png").stat().st_size > 10_000
     # the progress script lists every run with its steps, labels and latest evaluation
@@ -221,3 +233,20 @@ def test_cost_ratio_at_equal_load_stops_where_the_first_run_of_the_batch_ended()
     assert equal_load_ratio(learned, true, end=500.0) == "1.20 (400k)"
     assert equal_load_ratio(learned, true, end=50.0) == "–"  # no step before the first end
     assert equal_load_ratio([{"wall_s": 5.0}], true, end=1000.0) == "–"  # rows from before curves were kept
+
+
+@pytest.mark.parametrize("script, args, says", [
+    ("benchmark_label_efficiency.py", ["--envs", "Hopper-v5", "--arms", "oracle-7x0"], "arm 'oracle-7x0'"),
+    ("benchmark_tables.py", ["--doc", "no-such.md"], "no such document"),
+])
+def test_scripts_print_one_error_line_for_bad_input(tmp_path, script, args, says):
+    import subprocess
+    import sys
+
+    path = Path(__file__).parents[1] / "scripts" / script
+    done = subprocess.run([sys.executable, str(path), *args, *(["--out", str(tmp_path)] if "label" in script else [])],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line, no traceback
+    assert done.stderr.startswith(f"{script}: error: ") and says in done.stderr
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import platform
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -136,19 +137,31 @@ def wall_curve(run: RunDir) -> list[list[float]]:
     return [[int(r["env_steps"]), round(r["wall_s"], 1)] for r in run.read_metrics() if r["wall_s"] == r["wall_s"]]
 
 
-def add_wall_curves(path: Path, root: Path) -> int:
-    """Give every row of `path` without a `wall_curve` the curve of its run under `root` (ENV/ARM/seedN, as the
-    benchmark lays runs out); returns how many rows were filled."""
+def fill_rows(path: Path, key: str, compute: Callable[[dict[str, Any]], Any | None]) -> int:
+    """Give every row of the rows file `path` that lacks `key` (or holds None there) `compute(row)`, unless that is
+    None, and rewrite the file if any row changed; returns how many rows were filled."""
     rows = read_rows(path)
     filled = 0
     for r in rows:
-        run = RunDir(run_path(root, r["env"], r["arm"], r["seed"]))
-        if "wall_curve" not in r and run.metrics.exists():
-            r["wall_curve"] = wall_curve(run)
-            filled += 1
+        if r.get(key) is None:
+            value = compute(r)
+            if value is not None:
+                r[key] = value
+                filled += 1
     if filled:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return filled
+
+
+def add_wall_curves(path: Path, root: Path) -> int:
+    """Give every row of `path` without a `wall_curve` the curve of its run under `root` (ENV/ARM/seedN, as the
+    benchmark lays runs out); returns how many rows were filled."""
+
+    def curve(r: dict[str, Any]) -> list[list[float]] | None:
+        run = RunDir(run_path(root, r["env"], r["arm"], r["seed"]))
+        return wall_curve(run) if run.metrics.exists() else None
+
+    return fill_rows(path, "wall_curve", curve)
 
 
 def random_baseline(cfg: TrainConfig) -> float:
@@ -318,17 +331,13 @@ def run_benchmark(envs: list[str], seeds: list[int], arms: list[str], steps: int
 def add_random_returns(path: Path) -> int:
     """Give every row of `path` without a `random_return` the uniform-random policy's return over the same
     evaluation episodes as its run (10, seeds seed + 10,000 on); returns how many rows were filled."""
-    rows = read_rows(path)
     cache: dict[tuple[str, int], float] = {}
-    filled = 0
-    for r in rows:
-        if r.get("random_return") is None:
-            key = r["env"], int(r["seed"])
-            if key not in cache:
-                cache[key] = random_baseline(TrainConfig(env=r["env"], seed=int(r["seed"]), eval_episodes=10))
-            r["random_return"] = cache[key]
-            filled += 1
-    if filled:
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return filled
+
+    def baseline(r: dict[str, Any]) -> float:
+        key = r["env"], int(r["seed"])
+        if key not in cache:
+            cache[key] = random_baseline(TrainConfig(env=r["env"], seed=int(r["seed"]), eval_episodes=10))
+        return cache[key]
+
+    return fill_rows(path, "random_return", baseline)
 

@@ -245,6 +245,8 @@ def update_doc_tables(doc: Path, root: Path, check: bool = False,
     (default DOC_TABLES), and the prose around them is kept. Returns the names of the tables that were out of
     date; with `check` the doc is only compared, not written."""
     tables = DOC_TABLES if tables is None else tables
+    if not doc.is_file():
+        raise PrefrlError(f"{doc}: no such document: give the markdown file whose tables to regenerate (--doc)")
     text = doc.read_text()
     found = [m.group("name") for m in _TABLE.finditer(text)]
     if len(re.findall(r"^<!-- table: ", text, re.M)) != len(found):
