@@ -177,6 +177,10 @@ class RewardModelConfig:
     background: bool = True
     """Fit on a thread beside PPO (a copy of the model; the agent takes the new weights between rollouts), except
     before RL starts and before the final chunk, where the loop waits for the fit. Off: every fit blocks the agent."""
+    process: bool = False
+    """With `background`: fit in a process of its own instead of a thread, so the fit never holds the interpreter
+    lock the agent's Python needs (a small MLP's fit is mostly Python). Costs a spawned interpreter per run
+    (a few seconds to start) and the trainer's copy in it (docs/benchmarks.md, "One core and two")."""
 
     def __post_init__(self) -> None:
         _check_ranges(self, "--reward-model.", {

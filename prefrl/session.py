@@ -7,6 +7,7 @@ reward is learned) and the run's metrics; it checkpoints, scores and closes them
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import os
@@ -29,7 +30,7 @@ from prefrl import checkpoint
 from prefrl.config import AgentConfig, TrainConfig
 from prefrl.core.data import Clip
 from prefrl.core.labels import FINAL, Preferences
-from prefrl.core.reward.background import BackgroundFitter
+from prefrl.core.reward.background import BackgroundFitter, ProcessFitter
 from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.model import RewardModel
 from prefrl.core.reward.trainer import RewardStats, RewardTrainer
@@ -132,7 +133,7 @@ class Session:
                 teacher=None if cfg.person_paced else ScriptedTeacher(cfg.teacher, cfg.teacher_params, rng),
                 max_open=cfg.queries.max_open if cfg.person_paced else None,
                 reference_fraction=cfg.queries.reference_fraction,
-                background=BackgroundFitter(model, trainer, timers) if background else None, timers=timers)
+                background=_fitter(cfg, run, model, trainer, timers) if background else None, timers=timers)
         if prefs is not None and cfg.person_paced:
             prefs.reset_person()  # a choice made in an earlier session of this run (go on without me, stop) lapses
         stand_in = None
@@ -154,6 +155,8 @@ class Session:
                 stand_in.stop()
             bar.close()
             venv.close()
+            if prefs is not None and prefs.background is not None:
+                prefs.background.close()
             if store is not None:
                 store.close()
 
@@ -293,6 +296,15 @@ def _chunk(cfg: TrainConfig, agent_cfg: AgentConfig, n_envs: int) -> int:
     rollout = (agent_cfg.n_steps or 1) * n_envs
     every = cfg.update_every or cfg.steps // 30
     return max(rollout, math.ceil(every / rollout) * rollout)
+
+
+def _fitter(cfg: TrainConfig, run: RunDir, live: RewardModel, trainer: RewardTrainer,
+            timers: Timers) -> BackgroundFitter:
+    """What fits the reward model beside the agent: a thread, or with --reward-model.process a process of its own
+    (which opens the run's store itself)."""
+    if cfg.reward_model.process:
+        return ProcessFitter(live, trainer, functools.partial(open_store, run.path, cfg.store), timers, cfg.threads)
+    return BackgroundFitter(live, trainer, timers)
 
 
 def _check_teacher(cfg: TrainConfig, render_modes: list[str], has_reward: bool, step_score: object) -> None:

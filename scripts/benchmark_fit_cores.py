@@ -2,9 +2,10 @@
 
     nice python scripts/benchmark_fit_cores.py --out runs/fit-cores --rows docs/benchmark-results-fit-cores-cpu.jsonl
 
-For each core count (the process pinned to the first N cores with sched_setaffinity), three runs of the same env,
+For each core count (the process pinned to the first N cores with sched_setaffinity), four runs of the same env,
 seed and budget, one after another and each alone on the machine: PPO on the true reward, the learned reward with
-fits on a thread beside PPO (the default), and with every fit blocking the agent (`-sync`). The learned arms' wall
+fits on a thread beside PPO (the default), in a process of their own (`-process`), and with every fit blocking the
+agent (`-sync`). The learned arms' wall
 time over the true arm's, per core count, is what fitting off the agent's path buys. Runs are the benchmark's
 (`prefrl/interfaces/benchmark.py`), so a rerun skips finished ones; rows carry `cores` beside the benchmark's keys.
 """
@@ -56,7 +57,7 @@ def main(args: Args) -> None:
     if max(args.cores) > available:
         raise PrefrlError(f"--cores {max(args.cores)}: this process may use {available} cores; ask for at most that")
     batch = time.strftime("%Y%m%d-%H%M%S")
-    arms = ["true", f"oracle-{args.labels}", f"oracle-{args.labels}-sync"]
+    arms = ["true", f"oracle-{args.labels}", f"oracle-{args.labels}-process", f"oracle-{args.labels}-sync"]
     rows = []
     for cores in args.cores:
         for job in make_jobs([args.env], [args.seed], arms, args.steps, args.out / f"{cores}c", evaluations=0,

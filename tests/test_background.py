@@ -1,8 +1,11 @@
 """Fitting off the agent's path: the live model changes only when the loop swaps weights in; a failed fit ends the
-run with a clear error; a run's stage timers add up to its wall time; a scripted teacher can stand in for a person."""
+run with a clear error; a fitting process does what the thread does; a run's stage timers add up to its wall time; a
+scripted teacher can stand in for a person."""
 
 import copy
 import csv
+import functools
+import multiprocessing as mp
 
 import gymnasium as gym
 import numpy as np
@@ -11,7 +14,7 @@ import torch
 
 from prefrl.config import RewardModelConfig, TeacherConfig, TrainConfig
 from prefrl.core.data import Answer
-from prefrl.core.reward.background import BackgroundFitter, FitFailed
+from prefrl.core.reward.background import BackgroundFitter, FitFailed, ProcessFitter
 from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.trainer import RewardTrainer
 from prefrl.core.store import PreferenceStore
@@ -51,6 +54,62 @@ def test_a_failed_fit_ends_the_run_with_its_cause(tmp_path, rng):
     fitter.submit(_labelled_store(tmp_path, rng), [])
     with pytest.raises(FitFailed, match="background fit failed: RuntimeError"):
         fitter.wait()
+
+
+def test_a_fitting_process_gives_the_threads_weights_and_ends_the_run_when_it_fails(tmp_path, rng):
+    cfg = RewardModelConfig(members=2, epochs=5)
+    store = _labelled_store(tmp_path, rng)
+    clips = [make_clip(rng) for _ in range(5)]
+    opener = functools.partial(type(store), tmp_path / "p.sqlite", env_id="E-v0")
+    lives, fitters = [], []
+    base = make_reward_model(gym.spaces.Box(-9, 9, (3,)), gym.spaces.Box(-1, 1, (2,)), cfg)
+    for kind in (BackgroundFitter, ProcessFitter):
+        live = copy.deepcopy(base)
+        trainer = RewardTrainer(copy.deepcopy(live), cfg, np.random.default_rng(7))
+        fitters.append(kind(live, trainer) if kind is BackgroundFitter else kind(live, trainer, opener))
+        lives.append(live)
+    thread, process = fitters
+    before = {k: v.clone() for k, v in lives[1].state_dict().items()}
+    for fitter in fitters:
+        assert fitter.submit(store, clips)
+    assert not process.submit(store, clips)  # one fit at a time: the next round's picks up what this one missed
+    thread.wait()
+    while process.busy:  # the fit is done when the process says so; the agent's model waits for the swap
+        assert all(torch.equal(before[k], v) for k, v in lives[1].state_dict().items())
+    assert process.swap() and process.fits == 1 and process.stats == thread.stats
+    for (k, v), w in zip(lives[0].state_dict().items(), lives[1].state_dict().values()):
+        assert torch.allclose(v, w), k  # the same fit from the same trainer and random stream, in another process
+    weights, trainer_state = process.saved_state()
+    assert torch.equal(weights["out_std"], lives[1].out_std) and "opt" in trainer_state
+    assert process.timers.seconds["reward_fit_background"] > 0
+    assert process.submit(store, clips) and process.wait() is process.stats and process.fits == 2
+    process._process.kill()  # a fitting process that dies ends the run, with what happened
+    process._process.join()
+    with pytest.raises(FitFailed, match="fitting process ended unexpectedly"):
+        process.submit(store, clips)
+    process.close()
+    bad = make_reward_model(gym.spaces.Box(-9, 9, (4,)), gym.spaces.Box(-1, 1, (2,)), cfg)  # clips have 3 obs
+    failing = ProcessFitter(bad, RewardTrainer(copy.deepcopy(bad), cfg, rng), opener)
+    failing.submit(store, [])
+    with pytest.raises(FitFailed, match="background fit failed: RuntimeError"):
+        failing.wait()
+    failing.close()
+    assert not [p for p in mp.active_children() if p.name == "prefrl-reward-fit"]
+
+
+def test_a_run_fitting_in_a_process_learns_what_the_thread_learns_and_leaves_no_process(tmp_path):
+    finals = []
+    for process in (False, True):
+        out = tmp_path / f"run-{process}"
+        train(TrainConfig(env="prefrl/PointReach-v0", steps=8192, labels=40, out=out, video_steps=0,
+                          eval_episodes=2, progress=False, reward_model=RewardModelConfig(process=process)))
+        with (out / "metrics.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert float(rows[-1]["t_reward_fit_background"]) > 0 and int(rows[-1]["labels"]) == 40
+        finals.append(float(rows[-1]["true_return"]))
+        assert (out / "reward_model").exists()
+    assert finals[0] == pytest.approx(finals[1], abs=1e-6)  # same fits, taken between the same rollouts here
+    assert not [p for p in mp.active_children() if p.name == "prefrl-reward-fit"]
 
 
 def test_stage_timers_add_up_to_the_wall_time_and_reach_the_report(tmp_path):

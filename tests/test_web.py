@@ -274,6 +274,7 @@ def test_the_page_in_a_real_browser(served, tmp_path):
             b.press("#token", "Enter")
             b.wait_for_function(_PLAYING, timeout=15_000)
             assert int(b.evaluate("document.body.dataset.queryId")) not in {first, second, held}
-            assert "bob" in b.inner_text("#who")
+            # the status line (fetched beside the clips, so it may land after them) names the labeller
+            b.wait_for_function("() => document.getElementById('who').textContent == 'bob'", timeout=15_000)
         finally:
             browser.close()

@@ -41,9 +41,10 @@ class Job:
 
 
 ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-fitall": {"replay": None, "image_replay": None},
-                                           "-sync": {"background": False}}
+                                           "-sync": {"background": False}, "-process": {"process": True}}
 """Arm-name suffixes that change how the reward model is fitted, in the order they are written (e.g.
-oracle-700-sync-fitall): -fitall refits on every label each time; -sync blocks the agent on every fit."""
+oracle-700-sync-fitall): -fitall refits on every label each time; -sync blocks the agent on every fit; -process
+fits in a process of its own instead of a thread."""
 
 
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:

@@ -1,23 +1,29 @@
-"""Fitting the reward model off the agent's path: a copy of the model trains on a thread while PPO collects and
-learns, and the agent's model takes the new weights between rollouts.
+"""Fitting the reward model off the agent's path: a copy of the model trains on a thread (or in a process) while
+PPO collects and learns, and the agent's model takes the new weights between rollouts.
 
 The thread reads the labels from the store (its own connection), trains the trainer's model (the copy), renormalises
 its output over a snapshot of recent clips, and leaves the weights and the trainer's state for the loop to take.
 Torch releases the GIL inside its kernels, so the fit runs beside PPO on a second core; on one core the two share it.
+A small MLP's fit is mostly Python between tiny kernels, though, and holds the interpreter's lock that PPO's loop
+needs: `ProcessFitter` does the same work in a process of its own, which never takes the agent's lock.
 A failed fit is raised, with its cause, the next time the loop looks (`swap`, `wait`).
 """
 
 from __future__ import annotations
 
 import copy
+import multiprocessing as mp
 import threading
-from collections.abc import Sequence
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
 
 from prefrl.core.data import Clip
-from prefrl.core.reward.model import RewardModel
+from prefrl.core.reward.model import RewardModel, normalisation_sample
 from prefrl.core.reward.trainer import RewardStats, RewardTrainer
 from prefrl.core.store import Store
 from prefrl.core.timing import Timers
@@ -101,6 +107,9 @@ class BackgroundFitter:
         self.swap()
         return self.stats
 
+    def close(self) -> None:
+        """Let go of what fits (a thread ends with the run by itself)."""
+
     def saved_state(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(model weights, trainer state) of the last completed fit: what a checkpoint keeps, whatever runs now."""
         with self._lock:
@@ -110,6 +119,137 @@ class BackgroundFitter:
         if self._error is not None:
             error, self._error = self._error, None
             raise FitFailed(f"the reward model's background fit failed: {type(error).__name__}: {error}") from error
+
+
+class ProcessFitter(BackgroundFitter):
+    """`BackgroundFitter` with the fits in a process of its own (spawned at the first fit, kept for the run). The
+    process holds the trainer (pickled over at its start: the model copy, optimiser, random stream, what was trained
+    on), opens the store itself with `open_store`, and is sent, per fit, the steps that renormalise the output
+    (`normalisation_sample`, not the clips); it sends back the weights, the trainer's state and the fit's stats. The
+    parent's `trainer` is then stale: checkpoints take `saved_state()`. A fit that raises, or a process that dies,
+    ends the run through `FitFailed` the next time the loop looks."""
+
+    def __init__(self, live: RewardModel, trainer: RewardTrainer, open_store: Callable[[], Store],
+                 timers: Timers | None = None, threads: int = 1) -> None:
+        super().__init__(live, trainer, timers)
+        self._open_store = open_store
+        self._threads = threads
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self._pending = False
+
+    @property
+    def busy(self) -> bool:
+        self._collect(block=False)
+        return self._pending
+
+    def submit(self, store: Store, clips: Sequence[Clip]) -> bool:
+        """Start a fit on every label in the store unless one is running; `store` is the loop's (the process reads
+        its own connection)."""
+        self._raise()
+        if self.busy:
+            return False
+        if self._conn is None:
+            context = mp.get_context("spawn")  # a fresh interpreter: never a fork of torch's or the env's threads
+            self._conn, child = context.Pipe()
+            self._process = context.Process(target=_serve_fits, args=(child, self.trainer, self._open_store,
+                                                                      self._threads),
+                                            name="prefrl-reward-fit", daemon=True)
+            self._process.start()
+            child.close()
+        try:
+            self._conn.send(normalisation_sample(clips) if clips else None)
+        except (BrokenPipeError, OSError):
+            self._died()
+            self._raise()
+        self._pending = True
+        return True
+
+    def _collect(self, block: bool) -> None:
+        """Take the running fit's result if it has come (with `block`, wait for it)."""
+        if not self._pending or self._conn is None:
+            return
+        if not block and not self._conn.poll():
+            if not self._process.is_alive():
+                self._died()
+            return
+        try:
+            reply = self._conn.recv()
+        except (EOFError, OSError):
+            self._died()
+            return
+        self._pending = False
+        if reply[0] == "error":
+            self._error = RuntimeError(reply[1])
+            return
+        _, result, seconds = reply
+        self.timers.add("reward_fit_background", seconds)
+        if result is None:
+            return
+        weights, trainer_state, stats = result
+        with self._lock:
+            self._ready = weights
+            self._saved = (weights, trainer_state)
+            self.stats = stats
+            self.fits += 1
+
+    def _died(self) -> None:
+        self._pending = False
+        self._process.join(1)
+        self._error = RuntimeError(f"the fitting process ended unexpectedly (exit code {self._process.exitcode})")
+
+    def swap(self) -> bool:
+        self._collect(block=False)
+        return super().swap()
+
+    def wait(self) -> RewardStats | None:
+        self._collect(block=True)
+        self.swap()
+        return self.stats
+
+    def close(self) -> None:
+        """Stop the process (a fit still running is dropped: the last completed one is what was checkpointed)."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.send("stop")
+        except (BrokenPipeError, OSError):
+            pass
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+        self._conn.close()
+        self._conn = None
+
+
+def _serve_fits(conn: Connection, trainer: RewardTrainer, open_store: Callable[[], Store], threads: int) -> None:
+    """The fitting process: fit on every request until "stop" (or the run's end of the pipe closes)."""
+    torch.set_num_threads(threads)
+    store = open_store()
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                return
+            if isinstance(request, str) and request == "stop":
+                return
+            start = time.perf_counter()
+            try:
+                stats = trainer.fit(store)
+                result = None
+                if stats is not None:
+                    if request is not None:
+                        trainer.model.normalise_outputs([request])
+                    weights = {k: v.detach().clone() for k, v in _state(trainer.model).items()}
+                    result = weights, trainer.state_dict(), stats
+            except BaseException as e:  # noqa: BLE001 - sent to the run, which ends with it
+                conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+                return
+            conn.send(("done", result, time.perf_counter() - start))
+    finally:
+        store.close()
 
 
 def _state(model: RewardModel) -> dict[str, Any]:

@@ -211,10 +211,8 @@ class RewardEnsemble(nn.Module):
     def normalise_outputs(self, clips: Sequence[Clip]) -> None:
         if not clips:
             return
-        obs = np.concatenate([c.obs[:c.length - c.absorbing] for c in clips])
-        acts = np.concatenate([c.acts[:c.length - c.absorbing] for c in clips])
-        idx = np.linspace(0, len(obs) - 1, min(len(obs), NORMALISE_STEPS)).round().astype(np.int64)
-        r = self._body().shared(self.step_features(obs[idx], acts[idx]))
+        sample = normalisation_sample(clips)
+        r = self._body().shared(self.step_features(sample.obs, sample.acts))
         self.out_mean.copy_(r.mean(1))
         self.out_std.copy_(r.std(1).clamp_min(1e-6) if r.shape[1] > 1 else torch.ones_like(self.out_std))
 
@@ -240,6 +238,15 @@ class RewardEnsemble(nn.Module):
     def load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.load_state_dict(_upgrade(state, self.absorbing))
+
+
+def normalisation_sample(clips: Sequence[Clip]) -> Clip:
+    """The live steps of `clips` that `normalise_outputs` scores (at most NORMALISE_STEPS, evenly spaced), as one
+    clip: normalising over it is normalising over `clips`. What a fitting process is sent instead of the clips."""
+    obs = np.concatenate([c.obs[:c.length - c.absorbing] for c in clips])
+    acts = np.concatenate([c.acts[:c.length - c.absorbing] for c in clips])
+    idx = np.linspace(0, len(obs) - 1, min(len(obs), NORMALISE_STEPS)).round().astype(np.int64)
+    return Clip(obs=obs[idx], acts=acts[idx], true_rewards=np.zeros(len(idx), dtype=np.float32))
 
 
 def _upgrade(state: dict[str, torch.Tensor], absorbing: torch.Tensor) -> dict[str, torch.Tensor]:
