@@ -209,6 +209,7 @@ _SOONER = "docs/benchmark-results-1m-sooner-cpu.jsonl"
 _COST_1M = "docs/benchmark-results-cost-1m-cpu.jsonl"
 _COST_1M_S17 = "docs/benchmark-results-cost-1m-s17-cpu.jsonl"
 _SOONER_S17 = "docs/benchmark-results-1m-sooner-s17-cpu.jsonl"
+_COST_1M_S18 = "docs/benchmark-results-cost-1m-s18-cpu.jsonl"
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
 
@@ -230,6 +231,8 @@ DOC_TABLES = {
     "results-cost-1m-s17": DocTable((_COST_1M_S17,), ("true", "oracle-700")),
     "sooner-1m-s17": DocTable((_COST_1M_S17, _SOONER_S17), ("true", "oracle-700", "oracle-700-decay0.02"),
                               envs=("Hopper-v5", "Walker2d-v5")),
+    "cost-1m-s18": CostTable((_COST_1M_S18,), ()),
+    "results-cost-1m-s18": DocTable((_COST_1M_S18,), ("true", "oracle-700")),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }

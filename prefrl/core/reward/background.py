@@ -146,8 +146,9 @@ class ProcessFitter(BackgroundFitter):
     def submit(self, store: Store, clips: Sequence[Clip]) -> bool:
         """Start a fit on every label in the store unless one is running; `store` is the loop's (the process reads
         its own connection)."""
+        busy = self.busy  # takes a result that has come, or the error a failed fit sent
         self._raise()
-        if self.busy:
+        if busy:
             return False
         if self._conn is None:
             context = mp.get_context("spawn")  # a fresh interpreter: never a fork of torch's or the env's threads
