@@ -235,6 +235,7 @@ DOC_TABLES = {
                               envs=("Hopper-v5", "Walker2d-v5")),
     "cost-1m-s18": CostTable((_COST_1M_S18,), ()),
     "results-cost-1m-s18": DocTable((_COST_1M_S18,), ("true", "oracle-700")),
+    "fit-cores": CostTable(("docs/benchmark-results-fit-cores-cpu.jsonl",), ()),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
