@@ -75,19 +75,19 @@ class BackgroundFitter:
     def _fit(self, store: Store, clips: list[Clip]) -> None:
         try:
             with self.timers("reward_fit_background"):
-                stats = self.trainer.fit(store)
-                if stats is None:
-                    return
-                model = self.trainer.model
-                model.normalise_outputs(clips)
-            weights = {k: v.detach().clone() for k, v in _state(model).items()}
-            with self._lock:
-                self._ready = weights
-                self._saved = (weights, copy.deepcopy(self.trainer.state_dict()))
-                self.stats = stats
-                self.fits += 1
+                result = fit_once(self.trainer, store, clips)
+            if result is not None:
+                self._publish(*result)
         except BaseException as e:  # noqa: BLE001 - handed to the loop's thread, which ends the run with it
             self._error = e
+
+    def _publish(self, weights: dict[str, Any], trainer_state: dict[str, Any], stats: RewardStats) -> None:
+        """A completed fit: its weights wait for the next swap, and are what a checkpoint keeps from now on."""
+        with self._lock:
+            self._ready = weights
+            self._saved = (weights, trainer_state)
+            self.stats = stats
+            self.fits += 1
 
     def swap(self) -> bool:
         """Give the live model the newest fitted weights, if a fit finished since the last swap."""
@@ -187,12 +187,7 @@ class ProcessFitter(BackgroundFitter):
         self.timers.add("reward_fit_background", seconds)
         if result is None:
             return
-        weights, trainer_state, stats = result
-        with self._lock:
-            self._ready = weights
-            self._saved = (weights, trainer_state)
-            self.stats = stats
-            self.fits += 1
+        self._publish(*result)
 
     def _died(self) -> None:
         self._pending = False
@@ -224,6 +219,18 @@ class ProcessFitter(BackgroundFitter):
         self._conn = None
 
 
+def fit_once(trainer: RewardTrainer, store: Store,
+             clips: Sequence[Clip]) -> tuple[dict[str, Any], dict[str, Any], RewardStats] | None:
+    """One fit of the trainer's model on every label in `store`, its output renormalised over `clips`: (a copy of
+    the weights, a copy of the trainer's state, the fit's stats), or None when there are no labels yet."""
+    stats = trainer.fit(store)
+    if stats is None:
+        return None
+    trainer.model.normalise_outputs(clips)
+    weights = {k: v.detach().clone() for k, v in _state(trainer.model).items()}
+    return weights, copy.deepcopy(trainer.state_dict()), stats
+
+
 def _serve_fits(conn: Connection, trainer: RewardTrainer, open_store: Callable[[], Store], threads: int) -> None:
     """The fitting process: fit on every request until "stop" (or the run's end of the pipe closes)."""
     torch.set_num_threads(threads)
@@ -238,13 +245,7 @@ def _serve_fits(conn: Connection, trainer: RewardTrainer, open_store: Callable[[
                 return
             start = time.perf_counter()
             try:
-                stats = trainer.fit(store)
-                result = None
-                if stats is not None:
-                    if request is not None:
-                        trainer.model.normalise_outputs([request])
-                    weights = {k: v.detach().clone() for k, v in _state(trainer.model).items()}
-                    result = weights, trainer.state_dict(), stats
+                result = fit_once(trainer, store, [] if request is None else [request])
             except BaseException as e:  # noqa: BLE001 - sent to the run, which ends with it
                 conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
                 return
