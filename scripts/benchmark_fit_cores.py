@@ -23,6 +23,7 @@ import tyro
 
 from prefrl.errors import PrefrlError, exit_status
 from prefrl.interfaces.benchmark import Job, make_jobs, run_jobs
+from prefrl.interfaces.doc_tables import CostTable
 from prefrl.interfaces.rows import append_rows
 
 
@@ -68,14 +69,7 @@ def main(args: Args) -> None:
                 append_rows(args.rows, [row])
             print(f"{cores} core(s) {job.arm:>16}: {row['wall_s']:7.0f} s, return {row['final_true_return']:.0f}",
                   flush=True)
-    print("\n| cores | arm | wall s | learned / true | fit on path s | fit beside s | return |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        true = next(t for t in rows if t["cores"] == r["cores"] and t["arm"] == "true")
-        stages = r["stage_s"]
-        print(f"| {r['cores']} | {r['arm']} | {r['wall_s']:.0f} | {r['wall_s'] / true['wall_s']:.2f} | "
-              f"{stages.get('reward_fit', 0):.0f} | {stages.get('reward_fit_background', 0):.0f} | "
-              f"{r['final_true_return']:.0f} |")
+    print("\n" + CostTable.table(rows), end="")  # a batch a core count, as in the docs' `fit-cores` table
 
 
 if __name__ == "__main__":

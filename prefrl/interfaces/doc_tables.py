@@ -66,7 +66,11 @@ class CostTable(DocTable):
     step that every run of both arms reached before the first run of the batch ended (rows with `wall_curve`)."""
 
     def render(self, root: Path) -> str:
-        rows = [r for name in self.rows for r in read_rows(root / name) if "stage_s" in r]
+        return self.table([r for name in self.rows for r in read_rows(root / name) if "stage_s" in r])
+
+    @staticmethod
+    def table(rows: list[dict[str, Any]]) -> str:
+        """The table of these rows (each with `stage_s`)."""
         lines = ["| batch | env | arm | steps | labels | wall s | learned / true wall | at equal load (step) | "
                  "return | reward inference s | fit on path s | fit beside s | store s | policy update s | env s |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
