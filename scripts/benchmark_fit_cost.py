@@ -11,6 +11,8 @@
 3. The agent's per-step reward from the MLP ensemble (Hopper's sizes): through torch, and through numpy.
 4. A rollout's learned rewards (Hopper: 512 steps of 4 env copies; Pong: 128 steps of 8 copies), computed step by
    step (`--reward-per-step`, before) against in calls of 256 steps at the rollout's end (the default).
+5. The Atari CNN's convolutions in float32 and in bfloat16 (`--reward-model.precision`): a gradient step as in 1
+   (8 of 25 steps) and a Pong rollout's rewards as in 4 (`--only-precision` measures only this).
 
 Prints a markdown table and appends one JSON row per measurement to --out.
 """
@@ -53,6 +55,8 @@ class Args:
     """The run's agent steps."""
     only_rollout: bool = False
     """Measure only 4 (the rollout's rewards)."""
+    only_precision: bool = False
+    """Measure only 5 (float32 against bfloat16)."""
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -184,11 +188,51 @@ def rollout_reward_costs(repeats: int) -> dict[str, float]:
     return out
 
 
+def precision_costs(repeats: int) -> dict[str, float]:
+    """Seconds of a CNN gradient step (8 of 25 steps, as in `cnn_step_costs`) and of a Pong rollout's rewards (calls
+    of `wrapper._BATCH`), with the convolutions in float32 and in bfloat16, on the same weights and inputs."""
+    from prefrl.gym.wrapper import _BATCH
+
+    rng = np.random.default_rng(0)
+    obs_space, act_space = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), gym.spaces.Discrete(6)
+    models = {p: make_reward_model(obs_space, act_space, RewardModelConfig(precision=p))
+              for p in ("float32", "bfloat16")}
+    models["bfloat16"].load_state_dict(models["float32"].state_dict())
+    feats = models["float32"].step_features(rng.integers(0, 256, (3, 128, 8, 84, 84, 4), dtype=np.uint8),
+                                            rng.integers(0, 6, (3, 128, 8)))
+    absorbing, pos = torch.zeros(3, 128), torch.arange(0, 24, 3)
+    obs = rng.integers(0, 256, (128 * 8, 84, 84, 4), dtype=np.uint8)
+    acts = rng.integers(0, 6, 128 * 8)
+    out = {}
+    for precision, model in models.items():
+        model.is_fitted.fill_(True)
+
+        def step(model: RewardEnsemble = model) -> None:
+            model.zero_grad()
+            model.member_returns(feats, absorbing, steps=(pos, 25)).sum().backward()
+
+        def rollout(model: RewardEnsemble = model) -> object:
+            return [model.reward(obs[i:i + _BATCH], acts[i:i + _BATCH]) for i in range(0, len(obs), _BATCH)]
+
+        out[f"gradient step, 8 of 25 steps, {precision}"] = _median_seconds(step, repeats)
+        out[f"Pong rollout's rewards, 128 steps x 8 copies, {precision}"] = _median_seconds(rollout, repeats)
+    return out
+
+
+def _precision_rows(args: Args, rows: list[dict]) -> None:
+    costs = precision_costs(args.repeats)
+    print("\n| the Atari CNN's convolutions | seconds | float32 / bfloat16 |\n|---|---|---|")
+    for name, sec in costs.items():
+        base = costs[name.replace("bfloat16", "float32")]
+        print(f"| {name} | {sec:.3f} | {base / sec:.2f} |")
+        rows.append({"measure": "cnn_precision_s", "variant": name, "seconds": round(sec, 4)})
+
+
 def main(args: Args) -> None:
     torch.set_num_threads(1)
     rows: list[dict] = []
-    if args.only_rollout:
-        _rollout_rows(args, rows)
+    if args.only_rollout or args.only_precision:
+        (_rollout_rows if args.only_rollout else _precision_rows)(args, rows)
         _write(args, rows)
         return
     step_cost = cnn_step_costs(args.repeats)
@@ -212,6 +256,7 @@ def main(args: Args) -> None:
         print(f"| {name} | {sec * 1e6:.0f} |")
         rows.append({"measure": "mlp_reward_us", "variant": name, "microseconds": round(sec * 1e6, 1)})
     _rollout_rows(args, rows)
+    _precision_rows(args, rows)
     _write(args, rows)
 
 

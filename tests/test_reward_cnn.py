@@ -38,7 +38,7 @@ def _grouped_reference(body: CnnBody, x: torch.Tensor) -> torch.Tensor:
 
 def test_members_share_grouped_weights_run_one_by_one_and_differ(rng):
     torch.manual_seed(0)
-    model = _model(RewardModelConfig(members=3), shape=(2, SIDE, SIDE))  # channel-first
+    model = _model(RewardModelConfig(members=3, precision="float32"), shape=(2, SIDE, SIDE))  # channel-first
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 4 and all(c.groups == 3 for c in convs)  # the checkpoint's layout
     x = model.step_features(rng.integers(0, 256, (2, 5, 2, SIDE, SIDE), dtype=np.uint8),
@@ -60,6 +60,23 @@ def test_members_share_grouped_weights_run_one_by_one_and_differ(rng):
     assert not torch.allclose(out[1], shared[1])
 
 
+def test_bfloat16_convolutions_give_float32_outputs_within_its_rounding_and_float32_gradients(rng):
+    """The convolutions in bfloat16 (pixels 0-255 are exact in it; the weights are rounded to 8 significant bits):
+    the rewards are float32 and near float32's, and the weights and their gradients stay float32."""
+    torch.manual_seed(0)
+    models = {p: _model(RewardModelConfig(members=2, precision=p)) for p in ("float32", "bfloat16")}
+    models["bfloat16"].load_state_dict(models["float32"].state_dict())
+    x = models["float32"].step_features(rng.integers(0, 256, (64, SIDE, SIDE, 1), dtype=np.uint8),
+                                        rng.integers(0, N_ACT, 64))
+    out = {p: m.body.shared(x) for p, m in models.items()}
+    assert out["bfloat16"].dtype == torch.float32
+    scale = out["float32"].abs().max()
+    assert 0 < (out["bfloat16"] - out["float32"]).abs().max() < 0.03 * scale  # rounded, not another function
+    out["bfloat16"].square().sum().backward()
+    grads = [p.grad for p in models["bfloat16"].body.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 and g.abs().sum() > 0 for g in grads)
+
+
 def _bright_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int) -> PreferenceData:
     """Noisy images whose true per-step reward is the brightness of their top-left quarter."""
 
@@ -72,12 +89,13 @@ def _bright_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int) -> Pr
     return preference_data(model, clip, n, val_share=0.25)
 
 
-@pytest.mark.parametrize("image_steps", [None, 2])
-def test_cnn_ensemble_learns_a_synthetic_image_preference(rng, image_steps):
+@pytest.mark.parametrize("image_steps,precision", [(None, "float32"), (2, "float32"), (2, "bfloat16")])
+def test_cnn_ensemble_learns_a_synthetic_image_preference(rng, image_steps, precision):
     """Reading every step of a clip, or 2 random steps of its 4 per gradient step (the return scaled up), given
-    the same number of frames through the network: twice the updates."""
+    the same number of frames through the network: twice the updates; and with the convolutions in bfloat16."""
     torch.manual_seed(0)
-    cfg = RewardModelConfig(members=2, batch_size=16, lr=1e-3, epochs=10, max_updates=150, image_steps=image_steps)
+    cfg = RewardModelConfig(members=2, batch_size=16, lr=1e-3, epochs=10, max_updates=150, image_steps=image_steps,
+                            precision=precision)
     model = _model(cfg)
     data = _bright_pairs(model, rng, 320)
     trainer = RewardTrainer(model, cfg, rng)  # the MLP's trainer, unchanged

@@ -26,6 +26,19 @@ MIN_SIDE = 43
 """The smallest image side the convolutions can take (84x84 Atari frames leave 7x7)."""
 
 
+def conv_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype the convolutions run in on `device` for `RewardModelConfig.precision`."""
+    if precision == "float32":
+        return torch.float32
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return torch.bfloat16 if native else torch.float32
+
+
 def _conv_out(side: int) -> int:
     for k, s in CONVS:
         side = (side - k) // s + 1
@@ -60,6 +73,8 @@ class CnnBody(nn.Module):
         self.n_actions, self.act_dim = action_encoding(act_space)
         self.members = e = cfg.members
         self.chunk = chunk
+        self.precision = cfg.precision
+        self._dtypes: dict[torch.device, torch.dtype] = {}
         convs: list[nn.Module] = []
         n_in = c
         for k, s in CONVS:
@@ -87,10 +102,12 @@ class CnnBody(nn.Module):
         """Images need no fitted statistics: uint8 pixels are scaled by 1/255."""
 
     def _images(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, D) features -> (N, C, H, W) float images in channels-last memory (a view of (H, W, C) images)."""
-        img = x[:, :self.obs_dim].float()
-        if self.uint8:
-            img = img / 255.0
+        """(N, D) features -> (N, C, H, W) images in the convolutions' dtype and channels-last memory (a view of
+        (H, W, C) images). uint8 pixels keep their 0-255 values: the first convolution's weights carry the 1/255
+        (one pass over the images fewer)."""
+        if x.device not in self._dtypes:
+            self._dtypes[x.device] = conv_dtype(self.precision, x.device)
+        img = x[:, :self.obs_dim].to(self._dtypes[x.device])
         img = img.reshape(len(x), *self.obs_shape)
         img = img if self.channels_first else img.permute(0, 3, 1, 2)
         return img.contiguous(memory_format=torch.channels_last)
@@ -98,15 +115,15 @@ class CnnBody(nn.Module):
     def _trunk(self, img: torch.Tensor, member: int) -> torch.Tensor:
         """One member's convolutions on (N, C, H, W) images -> (N, F*h*w). The weights are the grouped layers'
         slices for this member: one small convolution per member runs faster on a CPU than the grouped one."""
-        h = img
-        for conv in self.convs:
+        h, rows = img, slice(member * FILTERS, (member + 1) * FILTERS)
+        for i, conv in enumerate(self.convs):
             if isinstance(conv, nn.Conv2d):
-                rows = slice(member * FILTERS, (member + 1) * FILTERS)
-                h = nn.functional.conv2d(h, conv.weight[rows], conv.bias[rows] if conv.bias is not None else None,
-                                         stride=conv.stride)
+                weight = conv.weight[rows] / 255.0 if i == 0 and self.uint8 else conv.weight[rows]
+                bias = None if conv.bias is None else conv.bias[rows].to(h.dtype)
+                h = nn.functional.conv2d(h, weight.to(h.dtype), bias, stride=conv.stride)
             else:
                 h = conv(h)
-        return h.reshape(len(h), -1)
+        return h.reshape(len(h), -1).float()
 
     def _head(self, trunks: list[torch.Tensor], acts: torch.Tensor) -> torch.Tensor:
         """Each member's conv features [(N, F*h*w)] * E and actions (E, N, A) -> (E, N) rewards."""
