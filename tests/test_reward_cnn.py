@@ -9,7 +9,7 @@ import torch
 
 from prefrl.config import RewardModelConfig
 from prefrl.core.data import Clip
-from prefrl.core.reward.cnn import CnnBody
+from prefrl.core.reward.cnn import CnnBody, conv_dtype
 from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.mlp import MlpBody
 from prefrl.core.reward.model import RewardEnsemble
@@ -75,6 +75,15 @@ def test_bfloat16_convolutions_give_float32_outputs_within_its_rounding_and_floa
     out["bfloat16"].square().sum().backward()
     grads = [p.grad for p in models["bfloat16"].body.parameters()]
     assert all(g is not None and g.dtype == torch.float32 and g.abs().sum() > 0 for g in grads)
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
+    cpu = torch.device("cpu")
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert conv_dtype("auto", cpu) == torch.float32 and conv_dtype("bfloat16", cpu) == torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert conv_dtype("auto", cpu) == torch.bfloat16 and conv_dtype("float32", cpu) == torch.float32
 
 
 def _bright_pairs(model: RewardEnsemble, rng: np.random.Generator, n: int) -> PreferenceData:

@@ -35,7 +35,8 @@ def conv_dtype(precision: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         native = torch.cuda.is_bf16_supported()
     else:
-        native = device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        native = device.type == "cpu" and any(check() for check in checks if check is not None)  # private in torch
     return torch.bfloat16 if native else torch.float32
 
 
