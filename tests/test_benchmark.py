@@ -33,6 +33,8 @@ def test_arms_name_teacher_labels_and_selection(tmp_path):
     sooner = arm_config(base, "oracle-700-sync-decay0.02")  # labels sooner, every fit blocking
     assert (sooner.queries.decay, sooner.reward_model.background, sooner.labels) == (0.02, False, 700)
     assert arm_config(base, "oracle-700").queries.decay == base.queries.decay
+    frames = arm_config(base, "oracle-1000-process-allframes")  # every frame of an image clip, fits in a process
+    assert (frames.reward_model.image_steps, frames.reward_model.process, frames.labels) == (None, True, 1000)
     jobs = make_jobs(["prefrl/PointReach-v0"], [0, 1], ["true", "oracle-20"], 10_000, tmp_path)
     assert len(jobs) == 4 and all(j.cfg.eval_every == 1_000 for j in jobs)
 

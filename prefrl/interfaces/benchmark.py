@@ -40,11 +40,13 @@ class Job:
     """One id shared by the jobs started together (their wall times compare: same machine, same load)."""
 
 
-ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-fitall": {"replay": None, "image_replay": None},
+ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-allframes": {"image_steps": None},
+                                           "-fitall": {"replay": None, "image_replay": None},
                                            "-sync": {"background": False}, "-process": {"process": True}}
-"""Arm-name suffixes that change how the reward model is fitted, in the order they are written (e.g.
-oracle-700-sync-fitall): -fitall refits on every label each time; -sync blocks the agent on every fit; -process
-fits in a process of its own instead of a thread."""
+"""Arm-name suffixes that change how the reward model is fitted, last first (they are written in the reverse
+order, e.g. oracle-700-sync-fitall-allframes): -fitall refits on every label each time; -sync blocks the agent on
+every fit; -process fits in a process of its own instead of a thread; -allframes reads every frame of an image clip
+per gradient step."""
 
 
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
