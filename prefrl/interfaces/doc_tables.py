@@ -241,6 +241,7 @@ DOC_TABLES = {
     "cost-1m-s18": CostTable((_COST_1M_S18,), ()),
     "results-cost-1m-s18": DocTable((_COST_1M_S18,), ("true", "oracle-700")),
     "fit-cores": CostTable(("docs/benchmark-results-fit-cores-cpu.jsonl",), ()),
+    "cost-pong-500k": CostTable(("docs/benchmark-results-pong-500k-cpu.jsonl",), ()),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
