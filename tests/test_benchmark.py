@@ -113,8 +113,10 @@ def test_result_rows_are_checked_at_the_edge_and_appended_once(tmp_path):
     assert append_rows(path, rows) == 2
     assert append_rows(path, rows[1:] + [{**rows[1], "seed": 1}]) == 1  # a rerun reports finished runs again
     assert [r["seed"] for r in read_rows(path)] == [0, 0, 1]
+    later = {**rows[0], "wall_s": rows[0]["wall_s"] + 7.5, "batch": "later"}  # the same arm run again in a new batch
+    assert append_rows(path, [later]) == 1 and append_rows(path, [later]) == 0
     path.write_text(path.read_text() + '{"env": "E", "arm": "true", "seed": 2}\n')
-    with pytest.raises(PrefrlError, match=r"rows.jsonl:4: the row has no labels, final_true_return, wall_s"):
+    with pytest.raises(PrefrlError, match=r"rows.jsonl:5: the row has no labels, final_true_return, wall_s"):
         read_rows(path)
     path.write_text("{not json\n")
     with pytest.raises(PrefrlError, match="rows.jsonl:1: not JSON"):

@@ -81,13 +81,15 @@ def read_rows(path: Path, fields: tuple[str, ...] = ROW_FIELDS,
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return row["env"], row["arm"], row["seed"], row.get("env_steps"), row.get("cores")
+    """A run's identity in a rows file. Its wall time tells the same run reported again (a rerun re-reads it from the
+    run's directory) from another run of the same env, arm, seed and steps (a later batch)."""
+    return row["env"], row["arm"], row["seed"], row.get("env_steps"), row.get("cores"), row.get("wall_s")
 
 
 def append_rows(path: Path, rows: list[dict[str, Any]]) -> int:
-    """Append the rows that `path` does not hold yet (a run's env, arm, seed, env steps and, where a benchmark pinned
-    it, cores); returns how many were added. A rerun of a benchmark, which skips finished runs, reports them again:
-    they are not doubled."""
+    """Append the rows that `path` does not hold yet (a run's env, arm, seed, env steps, wall time and, where a
+    benchmark pinned it, cores); returns how many were added. A rerun of a benchmark, which skips finished runs,
+    reports them again: they are not doubled."""
     held = {_key(r) for r in read_rows(path)} if path.exists() else set()
     new = [r for r in rows if _key(r) not in held]
     path.parent.mkdir(parents=True, exist_ok=True)
