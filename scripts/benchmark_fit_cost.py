@@ -39,7 +39,7 @@ from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.model import RewardEnsemble
 from prefrl.core.reward.trainer import gradient_steps
 from prefrl.core.schedule import LabelSchedule
-from prefrl.errors import exit_status
+from prefrl.errors import PrefrlError, exit_status
 from prefrl.interfaces.benchmark import machine
 
 
@@ -229,6 +229,8 @@ def _precision_rows(args: Args, rows: list[dict]) -> None:
 
 
 def main(args: Args) -> None:
+    if args.repeats < 1:
+        raise PrefrlError(f"--repeats {args.repeats}: time each step at least once (--repeats 1 or more)")
     torch.set_num_threads(1)
     rows: list[dict] = []
     if args.only_rollout or args.only_precision:

@@ -242,6 +242,7 @@ def test_cost_ratio_at_equal_load_stops_where_the_first_run_of_the_batch_ended()
 @pytest.mark.parametrize("script, args, says", [
     ("benchmark_label_efficiency.py", ["--envs", "Hopper-v5", "--arms", "oracle-7x0"], "arm 'oracle-7x0'"),
     ("benchmark_tables.py", ["--doc", "no-such.md"], "no such document"),
+    ("benchmark_fit_cost.py", ["--repeats", "0", "--out", "rows.jsonl"], "--repeats 1 or more"),
 ])
 def test_scripts_print_one_error_line_for_bad_input(tmp_path, script, args, says):
     import subprocess
