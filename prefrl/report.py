@@ -55,8 +55,11 @@ def write_report(run: RunDir, title: str, store: Store | None = None) -> None:
     absorbing = summary.get("absorbing_reward")
     if absorbing is not None and absorbing == absorbing:  # not NaN: a learned reward with the absorbing state
         verdict = "costs" if absorbing < 0 else "does not cost"
-        lines += [f"The learned reward of the absorbing state after a termination is {absorbing:+.2f} (live steps: "
-                  f"mean 0, std 1 over recent behaviour): ending an episode {verdict} the agent.", ""]
+        learned = summary.get("absorbing_learned", absorbing)
+        capped = (f", capped at {absorbing:+.2f} (the 1st percentile of live steps' rewards; --absorbing-cap)"
+                  if learned > absorbing else "")
+        lines += [f"The learned reward of the absorbing state after a termination is {learned:+.2f} (live steps: "
+                  f"mean 0, std 1 over recent behaviour){capped}: ending an episode {verdict} the agent.", ""]
     lines += ["![learning curves](report.png)", ""]
     lines += timing_lines(run.read_state())
     if store is not None:

@@ -97,7 +97,8 @@ class Session:
             model = make_reward_model(venv.observation_space, venv.action_space, cfg.reward_model).to(device)
         recorder = ClipRecorder(venv.num_envs, cfg.clip_steps, cfg.queries.buffer_clips,
                                 absorbing=cfg.absorbing) if cfg.asks_for_labels else None
-        absorbing = model.absorbing_reward if model is not None and cfg.absorbing else None
+        absorbing = (functools.partial(received_absorbing, model, cfg.absorbing_cap)
+                     if model is not None and cfg.absorbing else None)
         wrapper = RewardVecEnvWrapper(venv, model.reward if model is not None else None, recorder, absorbing,
                                       gamma=agent_cfg.gamma or 0.99, horizon=horizon, true_score=step_score)
         state = run.read_state()
@@ -241,10 +242,13 @@ class Session:
             return random_return(self.cfg.env_id, self.cfg.eval_episodes, seed=self.cfg.seed + EVAL_SEED_OFFSET,
                                  score=self.episode_score)
 
-    def absorbing_reward(self) -> float:
-        """The learned reward of the absorbing state after a termination, on the agent's scale (zero mean, unit
-        std over recent steps): below 0, ending an episode costs the agent what living would have earned."""
-        return self.model.absorbing_reward() if self.model is not None and self.cfg.absorbing else math.nan
+    def absorbing_reward(self, learned: bool = False) -> float:
+        """What the agent receives for a step of the absorbing state after a termination (with `learned`: the
+        learned reward, before `--absorbing-cap`), on the agent's scale (zero mean, unit std over recent steps):
+        below 0, ending an episode costs the agent what living would have earned."""
+        if self.model is None or not self.cfg.absorbing:
+            return math.nan
+        return self.model.absorbing_reward() if learned else received_absorbing(self.model, self.cfg.absorbing_cap)
 
     def checkpoint(self) -> None:
         """Save what the run has learned, with its step count, stage timers and wall time (see prefrl.checkpoint)."""
@@ -289,6 +293,12 @@ class Session:
         for k, v in row.items():
             self.agent.logger.record(f"prefrl/{k}", v)
         self.agent.logger.dump(self.wrapper.env_step)
+
+
+def received_absorbing(model: RewardModel, capped: bool) -> float:
+    """The reward the agent receives for an absorbing step: the learned one, capped at the live floor if `capped`."""
+    learned = model.absorbing_reward()
+    return min(learned, model.live_floor()) if capped else learned
 
 
 def _chunk(cfg: TrainConfig, agent_cfg: AgentConfig, n_envs: int) -> int:

@@ -19,6 +19,8 @@ from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.trainer import RewardTrainer
 from prefrl.core.store import PreferenceStore
 from prefrl.loop import train
+from prefrl.report import write_report
+from prefrl.run_dir import RunDir
 from tests.conftest import make_clip
 
 
@@ -136,3 +138,17 @@ def test_a_scripted_teacher_at_a_persons_pace_is_waited_for(tmp_path):
     assert len(waits) == 16 and np.median(waits) >= 0.1 and {lab.labeler for lab in store.labels()} == {"oracle-paced"}
     config = TrainConfig.from_json((out / "config.json").read_text())
     assert config.queries.clip_length == 30  # a person's clip: 1.5 s of PointReach at 20 steps a second
+
+
+def test_the_report_says_whether_ending_an_episode_costs_and_whether_the_cap_set_that(tmp_path):
+    run = RunDir(tmp_path)
+    summary = {"env_steps": 10, "labels": 4, "final_true_return": 1.0, "random_return": 0.0, "wall_s": 1.0}
+    for learned, received, says in ((-3.2, -3.2, "is -3.20 (live steps: mean 0, std 1 over recent behaviour): "
+                                     "ending an episode costs"),
+                                    (0.4, -2.1, "is +0.40 (live steps: mean 0, std 1 over recent behaviour), capped "
+                                     "at -2.10 (the 1st percentile"),
+                                    (0.4, 0.4, "is +0.40 (live steps: mean 0, std 1 over recent behaviour): ending "
+                                     "an episode does not cost")):
+        run.write_state({"summary": {**summary, "absorbing_reward": received, "absorbing_learned": learned}})
+        write_report(run, "t")
+        assert says in (tmp_path / "report.md").read_text()

@@ -2,13 +2,15 @@ import dataclasses
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from prefrl.config import RewardModelConfig
 from prefrl.core.data import Clip
 from prefrl.core.reward.factory import make_reward_model
-from prefrl.core.reward.model import NUMPY_ROWS, RewardEnsemble
+from prefrl.core.reward.model import LIVE_FLOOR_QUANTILE, NUMPY_ROWS, RewardEnsemble
 from prefrl.core.reward.trainer import PreferenceData, RewardTrainer, preference_loss
+from prefrl.session import received_absorbing
 from tests.factories import preference_data
 
 OBS, ACT, T = 6, 2, 10
@@ -148,6 +150,25 @@ def test_teacher_answers_decide_whether_terminating_is_good_or_bad(rng):
         _normalise(model, obs, acts)
         absorbing = model.absorbing_reward()
         assert np.sign(absorbing) == sign and abs(absorbing) > 1, (alive, absorbing)
+        # what the agent receives is capped at the 1st percentile of the live steps' rewards (--absorbing-cap)
+        floor = np.quantile(model.reward(obs, acts), LIVE_FLOOR_QUANTILE)
+        assert model.live_floor() == pytest.approx(floor, abs=1e-4)
+        assert received_absorbing(model, capped=False) == absorbing
+        if alive > 0:  # ending already costs: the learned reward stands
+            assert absorbing < floor and received_absorbing(model, capped=True) == absorbing
+        else:  # ending would pay: the agent gets no more than nearly the worst live step
+            assert absorbing > floor and received_absorbing(model, capped=True) == pytest.approx(floor, abs=1e-4)
+
+
+def test_a_model_saved_before_the_live_floor_loads_without_a_cap(tmp_path, rng):
+    model = _model(RewardModelConfig())
+    model.begin(model.step_features(rng.normal(size=(20, OBS)), rng.uniform(-1, 1, size=(20, ACT))))
+    state = {k: v for k, v in model.state_dict().items() if k != "floor"}
+    torch.save(state, tmp_path / "old.pt")
+    loaded = _model(RewardModelConfig())
+    loaded.load(tmp_path / "old.pt")
+    assert loaded.fitted and loaded.live_floor() == float("inf")
+    assert received_absorbing(loaded, capped=True) == loaded.absorbing_reward()
 
 
 def test_the_agents_numpy_reward_matches_the_ensemble_and_follows_new_weights(rng):

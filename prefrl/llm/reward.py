@@ -208,6 +208,9 @@ class TextRewardModel(RewardEnsemble):
     def absorbing_reward(self) -> float:
         return 0.0  # a completion has no absorbing state
 
+    def live_floor(self) -> float:
+        return math.inf
+
     @torch.no_grad()
     def reward_texts(self, prompts: Sequence[str], completions: Sequence[str],
                      batch_size: int = 256) -> np.ndarray:
