@@ -215,6 +215,14 @@ def test_the_suite_table_normalises_by_the_random_policy_and_plans_every_task(tm
     assert normalised_ratio(5, -50, -43) is None  # the true arm no better than random: no ratio
     ant = next(line for line in table.splitlines() if line.startswith("| Ant-v5"))
     assert ant.count("–") >= 3  # no learned arm and no random return yet: nothing to normalise
+    # learned rows made before a default changed are left out where it changed (here: every env but Ant)
+    newer = {"env": "Reacher-v5", "arm": "oracle-700", "seed": 0, "labels": 700, "final_true_return": -20.0,
+             "wall_s": 2.0, "env_steps": 1_000_000, "random_return": -43.0}
+    (tmp_path / "new.jsonl").write_text(json.dumps(newer) + "\n")
+    table = SuiteTable(("rows.jsonl", "new.jsonl"), ("true", "oracle-700"),
+                       learned_only=(("rows.jsonl", ("Ant-v5",)),)).render(tmp_path)
+    reacher = next(line for line in table.splitlines() if line.startswith("| Reacher-v5"))
+    assert "| 3 / 1 |" in reacher and f"| {(-20 + 43) / (-6 + 43):.2f} |" in reacher
 
     script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "benchmark_label_efficiency.py"))
     envs, arms, steps = script["plan"](script["Args"](suite="mujoco"))

@@ -40,13 +40,15 @@ class Job:
     """One id shared by the jobs started together (their wall times compare: same machine, same load)."""
 
 
-ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-allframes": {"image_steps": None},
+ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-cap": {"absorbing_cap": True}, "-squares": {"action_squares": True},
+                                           "-allframes": {"image_steps": None},
                                            "-fitall": {"replay": None, "image_replay": None},
                                            "-sync": {"background": False}, "-process": {"process": True}}
-"""Arm-name suffixes that change how the reward model is fitted, last first (they are written in the reverse
-order, e.g. oracle-700-sync-fitall-allframes): -fitall refits on every label each time; -sync blocks the agent on
-every fit; -process fits in a process of its own instead of a thread; -allframes reads every frame of an image clip
-per gradient step."""
+"""Arm-name suffixes that change the run's config (a field of TrainConfig, else of its reward model), last first
+(they are written in the reverse order, e.g. oracle-700-sync-fitall-allframes): -cap caps the absorbing state's
+reward at the live floor (--absorbing-cap); -squares lets the reward model read squared actions; -fitall refits on
+every label each time; -sync blocks the agent on every fit; -process fits in a process of its own instead of a
+thread; -allframes reads every frame of an image clip per gradient step."""
 
 
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
@@ -60,7 +62,9 @@ def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
         arm = arm[:decay.start()]
     for suffix, change in ARM_SUFFIXES.items():
         if arm.endswith(suffix):
-            base = replace(base, reward_model=replace(base.reward_model, **change))
+            own = {k: v for k, v in change.items() if k in TrainConfig.__dataclass_fields__}
+            base = replace(base, **own, reward_model=replace(base.reward_model, **{
+                k: v for k, v in change.items() if k not in own}))
             arm = arm.removesuffix(suffix)
     parts = arm.split("-")
     if len(parts) not in (2, 3) or not parts[1].isdigit():

@@ -37,8 +37,8 @@ class EnsembleLinear(nn.Module):
 
 
 class MlpBody(nn.Module):
-    """`members` MLPs over (flattened observation, action; one-hot for discrete actions), with inputs
-    standardised by statistics fixed at the first labels."""
+    """`members` MLPs over (flattened observation, action; one-hot for discrete actions; with `action_squares`, a
+    continuous action's components squared too), with inputs standardised by statistics fixed at the first labels."""
 
     in_mean: torch.Tensor
     in_std: torch.Tensor
@@ -47,8 +47,9 @@ class MlpBody(nn.Module):
         super().__init__()
         self.obs_dim = int(np.prod(obs_space.shape or ()))
         self.n_actions, self.act_dim = action_encoding(act_space)
+        self.squares = cfg.action_squares and self.n_actions is None  # a one-hot action squared is itself
         self.members = cfg.members
-        dims = [self.obs_dim + self.act_dim] + [cfg.hidden] * cfg.layers
+        dims = [self.obs_dim + self.act_dim * (2 if self.squares else 1)] + [cfg.hidden] * cfg.layers
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
             layers += [EnsembleLinear(cfg.members, a, b), nn.LeakyReLU(0.01)]
@@ -67,6 +68,8 @@ class MlpBody(nn.Module):
             a = nn.functional.one_hot(a.long().reshape(lead), self.n_actions).float()
         else:
             a = a.float().reshape(*lead, self.act_dim)
+            if self.squares:
+                a = torch.cat([a, a * a], dim=-1)
         return torch.cat([o, a], dim=-1)
 
     def fit_inputs(self, x: torch.Tensor) -> None:
@@ -90,6 +93,8 @@ class MlpBody(nn.Module):
             a = np.eye(self.n_actions, dtype=np.float32)[np.asarray(acts, dtype=np.int64).reshape(len(obs))]
         else:
             a = np.asarray(acts, dtype=np.float32).reshape(len(obs), self.act_dim)
+            if self.squares:
+                a = np.concatenate([a, a * a], axis=1)
         h = (np.concatenate([o, a], axis=1) - mean) / std
         for i in range(0, len(layers), 2):
             h = np.matmul(h, layers[i]) + layers[i + 1]  # (E, N, out)
