@@ -380,10 +380,20 @@ class TrainConfig:
         except json.JSONDecodeError as e:
             where = f"line {e.lineno} column {e.colno}"
             raise PrefrlError(f"{source} is not valid JSON ({e.msg}: {where}): {fix}") from None
+        if isinstance(raw, dict) and isinstance(raw.get("reward_model", {}), dict):
+            # Defaults changed since a key was added: a run saved before the key keeps what it ran with (its
+            # reward model's weights have that shape), whatever today's default is.
+            for key, before in _DEFAULTS_BEFORE_KEY.items():
+                raw.setdefault("reward_model", {}).setdefault(key, before)
         try:
             return _from_dict(cls, raw, "")
         except (_ConfigError, PrefrlError) as e:
             raise PrefrlError(f"{source}: {e}: {fix}") from None
+
+
+_DEFAULTS_BEFORE_KEY = {"action_squares": False}
+"""RewardModelConfig keys whose default changed when they were added: the value a config.json saved without the key
+ran with."""
 
 
 class _ConfigError(Exception):

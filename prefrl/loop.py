@@ -79,6 +79,7 @@ def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
                    "env_steps": wrapper.env_step, "labels": s.labels(), "final_true_return": final,
                    "random_return": s.random_score(), "absorbing_reward": s.absorbing_reward(),
                    "absorbing_learned": s.absorbing_reward(learned=True),
+                   "live_floor": s.live_floor(),
                    "wall_s": round(s.elapsed(), 1)}
         run.write_state({**run.read_state(), "summary": summary, "timers": s.timers.seconds,
                          "wall_s": summary["wall_s"]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,10 @@ def write_report(run: RunDir, title: str, store: Store | None = None) -> None:
         learned = summary.get("absorbing_learned", absorbing)
         capped = (f", capped at {absorbing:+.2f} (the 1st percentile of live steps' rewards; --absorbing-cap)"
                   if learned > absorbing else "")
+        floor = summary.get("live_floor", math.nan)
+        low = f", 1st percentile {floor:+.2f}" if math.isfinite(floor) else ""
         lines += [f"The learned reward of the absorbing state after a termination is {learned:+.2f} (live steps: "
-                  f"mean 0, std 1 over recent behaviour){capped}: ending an episode {verdict} the agent.", ""]
+                  f"mean 0, std 1{low} over recent behaviour){capped}: ending an episode {verdict} the agent.", ""]
     lines += ["![learning curves](report.png)", ""]
     lines += timing_lines(run.read_state())
     if store is not None:

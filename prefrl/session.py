@@ -250,6 +250,11 @@ class Session:
             return math.nan
         return self.model.absorbing_reward() if learned else received_absorbing(self.model, self.cfg.absorbing_cap)
 
+    def live_floor(self) -> float:
+        """The 1st percentile of the live steps' learned rewards over recent behaviour (agent's scale): what
+        `--absorbing-cap` caps the absorbing state's reward at."""
+        return self.model.live_floor() if self.model is not None and self.cfg.absorbing else math.nan
+
     def checkpoint(self) -> None:
         """Save what the run has learned, with its step count, stage timers and wall time (see prefrl.checkpoint)."""
         with self.timers("checkpoint"):

@@ -5,6 +5,7 @@ scripted teacher can stand in for a person."""
 import copy
 import csv
 import functools
+import math
 import multiprocessing as mp
 
 import gymnasium as gym
@@ -143,12 +144,13 @@ def test_a_scripted_teacher_at_a_persons_pace_is_waited_for(tmp_path):
 def test_the_report_says_whether_ending_an_episode_costs_and_whether_the_cap_set_that(tmp_path):
     run = RunDir(tmp_path)
     summary = {"env_steps": 10, "labels": 4, "final_true_return": 1.0, "random_return": 0.0, "wall_s": 1.0}
-    for learned, received, says in ((-3.2, -3.2, "is -3.20 (live steps: mean 0, std 1 over recent behaviour): "
-                                     "ending an episode costs"),
-                                    (0.4, -2.1, "is +0.40 (live steps: mean 0, std 1 over recent behaviour), capped "
-                                     "at -2.10 (the 1st percentile"),
+    for learned, received, says in ((-3.2, -3.2, "is -3.20 (live steps: mean 0, std 1, 1st percentile -2.10 over "
+                                     "recent behaviour): ending an episode costs"),
+                                    (0.4, -2.1, "is +0.40 (live steps: mean 0, std 1, 1st percentile -2.10 over "
+                                     "recent behaviour), capped at -2.10 (the 1st percentile"),
                                     (0.4, 0.4, "is +0.40 (live steps: mean 0, std 1 over recent behaviour): ending "
                                      "an episode does not cost")):
-        run.write_state({"summary": {**summary, "absorbing_reward": received, "absorbing_learned": learned}})
+        run.write_state({"summary": {**summary, "absorbing_reward": received, "absorbing_learned": learned,
+                                     "live_floor": -2.1 if received < 0 else math.inf}})
         write_report(run, "t")
         assert says in (tmp_path / "report.md").read_text()

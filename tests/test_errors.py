@@ -63,6 +63,16 @@ def test_config_round_trips_through_json(tmp_path):
     assert json.loads(cfg.to_json())["reward_model"]["background"] is True
 
 
+def test_a_run_saved_before_the_squared_actions_resumes_with_the_reward_model_it_had(tmp_path):
+    """config.json files written before `action_squares` existed ran without them: their reward model's weights
+    have the narrower input, so they load as they were saved, and a new run takes today's default."""
+    raw = json.loads(TrainConfig(env="prefrl/PointReach-v0", out=tmp_path).to_json())
+    assert raw["reward_model"].pop("action_squares") is True
+    assert TrainConfig.from_json(json.dumps(raw)).reward_model.action_squares is False
+    del raw["reward_model"]
+    assert TrainConfig.from_json(json.dumps(raw)).reward_model.action_squares is False
+
+
 def test_reward_model_of_another_env_is_refused(tmp_path):
     import gymnasium as gym
     import numpy as np
