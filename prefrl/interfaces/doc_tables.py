@@ -248,6 +248,8 @@ DOC_TABLES = {
     "results-cost-1m-s18": DocTable((_COST_1M_S18,), ("true", "oracle-700")),
     "fit-cores": CostTable(("docs/benchmark-results-fit-cores-cpu.jsonl",), ()),
     "cost-pong-500k": CostTable(("docs/benchmark-results-pong-500k-cpu.jsonl",), ()),
+    "ant-squares": DocTable(("docs/benchmark-results-suite-s19-cpu.jsonl", "docs/benchmark-results-ant-s20-cpu.jsonl"),
+                            ("true", "oracle-700", "oracle-700-squares", "oracle-700-squares-cap"), envs=("Ant-v5",)),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
