@@ -223,6 +223,12 @@ def test_the_suite_table_normalises_by_the_random_policy_and_plans_every_task(tm
                        learned_only=(("rows.jsonl", ("Ant-v5",)),)).render(tmp_path)
     reacher = next(line for line in table.splitlines() if line.startswith("| Reacher-v5"))
     assert "| 3 / 1 |" in reacher and f"| {(-20 + 43) / (-6 + 43):.2f} |" in reacher
+    # an arm run before the default changed to its configuration counts as the default arm
+    (tmp_path / "new.jsonl").write_text(json.dumps({**newer, "arm": "oracle-700-squares"}) + "\n")
+    table = SuiteTable(("rows.jsonl", "new.jsonl"), ("true", "oracle-700"), learned_only=(("rows.jsonl", ()),),
+                       same_as=(("new.jsonl", "oracle-700-squares", "oracle-700"),)).render(tmp_path)
+    reacher = next(line for line in table.splitlines() if line.startswith("| Reacher-v5"))
+    assert "| 3 / 1 |" in reacher and "| -20 (-20) |" in reacher
 
     script = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "benchmark_label_efficiency.py"))
     envs, arms, steps = script["plan"](script["Args"](suite="mujoco"))

@@ -176,13 +176,21 @@ class SuiteTable(DocTable):
     learned_only: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(rows file, envs): take the learned arm's rows from that file for these envs only (the true arm's for every
     env): the file's other learned rows were made by a default that has since changed where it matters."""
+    same_as: tuple[tuple[str, str, str], ...] = ()
+    """(rows file, arm, arm it counts as): runs of an arm whose configuration is what the named arm is today (made
+    before a default changed to it)."""
 
     def render(self, root: Path) -> str:
         keep, keep_learned = dict(self.only), dict(self.learned_only)
         true_arm, learned_arm = self.arms
-        rows = [r for name in self.rows for r in read_rows(root / name)
-                if (name not in keep or r["env"] in keep[name])
-                and (name not in keep_learned or r["arm"] != learned_arm or r["env"] in keep_learned[name])]
+        renamed = {(name, arm): shown for name, arm, shown in self.same_as}
+        rows = []
+        for name in self.rows:
+            for r in read_rows(root / name):
+                r = {**r, "arm": renamed.get((name, r["arm"]), r["arm"])}
+                if (name not in keep or r["env"] in keep[name]) and (
+                        name not in keep_learned or r["arm"] != learned_arm or r["env"] in keep_learned[name]):
+                    rows.append(r)
         lines = ["| env | steps | labels | seeds (true / learned) | random policy | true reward: mean (IQM) | "
                  "learned: mean (IQM) | normalised ratio of means | of IQMs |", "|---|---|---|---|---|---|---|---|---|"]
         envs = list(self.envs) or sorted({r["env"] for r in rows})
@@ -232,7 +240,7 @@ DOC_TABLES = {
     "results-150k": DocTable(_150K, ("true", "oracle-700", "oracle-350", "mistake-700", "oracle-700-disagreement")),
     "llm-letters": LlmTable(("docs/benchmark-results-llm.jsonl",)),
     "cost-300k": CostTable(("docs/benchmark-results-cost-cpu.jsonl",), ()),
-    "suite-mujoco": SuiteTable((_COST_1M_S18, "docs/benchmark-results-suite-s18-cpu.jsonl",
+    "suite-mujoco-s19": SuiteTable((_COST_1M_S18, "docs/benchmark-results-suite-s18-cpu.jsonl",
                                 "docs/benchmark-results-suite-s19-cpu.jsonl"), ("true", "oracle-700"),
                                envs=tuple(SUITES["mujoco"].steps)),
     "suite-mujoco-decay0.25": SuiteTable(("docs/benchmark-results-suite-cpu.jsonl", _1M, _COST_1M_S17),
