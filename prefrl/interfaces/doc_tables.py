@@ -227,6 +227,10 @@ _COST_1M = "docs/benchmark-results-cost-1m-cpu.jsonl"
 _COST_1M_S17 = "docs/benchmark-results-cost-1m-s17-cpu.jsonl"
 _SOONER_S17 = "docs/benchmark-results-1m-sooner-s17-cpu.jsonl"
 _COST_1M_S18 = "docs/benchmark-results-cost-1m-s18-cpu.jsonl"
+_SUITE_S18 = "docs/benchmark-results-suite-s18-cpu.jsonl"
+_SUITE_S19 = "docs/benchmark-results-suite-s19-cpu.jsonl"
+_ANT_S20 = "docs/benchmark-results-ant-s20-cpu.jsonl"
+_SUITE_S20 = "docs/benchmark-results-suite-s20-cpu.jsonl"
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
 
@@ -240,9 +244,12 @@ DOC_TABLES = {
     "results-150k": DocTable(_150K, ("true", "oracle-700", "oracle-350", "mistake-700", "oracle-700-disagreement")),
     "llm-letters": LlmTable(("docs/benchmark-results-llm.jsonl",)),
     "cost-300k": CostTable(("docs/benchmark-results-cost-cpu.jsonl",), ()),
-    "suite-mujoco-s19": SuiteTable((_COST_1M_S18, "docs/benchmark-results-suite-s18-cpu.jsonl",
-                                "docs/benchmark-results-suite-s19-cpu.jsonl"), ("true", "oracle-700"),
-                               envs=tuple(SUITES["mujoco"].steps)),
+    "suite-mujoco": SuiteTable((_COST_1M_S18, _SUITE_S18, _SUITE_S19, _ANT_S20, _SUITE_S20),
+                               ("true", "oracle-700"), envs=tuple(SUITES["mujoco"].steps),
+                               learned_only=((_COST_1M_S18, ()), (_SUITE_S18, ()), (_SUITE_S19, ())),
+                               same_as=((_ANT_S20, "oracle-700-squares", "oracle-700"),)),
+    "suite-mujoco-s19": SuiteTable((_COST_1M_S18, _SUITE_S18, _SUITE_S19), ("true", "oracle-700"),
+                                   envs=tuple(SUITES["mujoco"].steps)),
     "suite-mujoco-decay0.25": SuiteTable(("docs/benchmark-results-suite-cpu.jsonl", _1M, _COST_1M_S17),
                                          ("true", "oracle-700"), envs=tuple(SUITES["mujoco"].steps),
                                          only=((_1M, ("HalfCheetah-v5",)),)),
@@ -256,7 +263,7 @@ DOC_TABLES = {
     "results-cost-1m-s18": DocTable((_COST_1M_S18,), ("true", "oracle-700")),
     "fit-cores": CostTable(("docs/benchmark-results-fit-cores-cpu.jsonl",), ()),
     "cost-pong-500k": CostTable(("docs/benchmark-results-pong-500k-cpu.jsonl",), ()),
-    "ant-squares": DocTable(("docs/benchmark-results-suite-s19-cpu.jsonl", "docs/benchmark-results-ant-s20-cpu.jsonl"),
+    "ant-squares": DocTable((_SUITE_S19, _ANT_S20),
                             ("true", "oracle-700", "oracle-700-squares", "oracle-700-squares-cap"), envs=("Ant-v5",)),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
