@@ -26,7 +26,7 @@ def test_reference_pairs_pair_unused_clips_with_known_ones(rng):
 
 
 def test_disagreement_and_entropy_pick_the_uncertain_pairs(rng):
-    cfg = RewardModelConfig(members=2, layers=0)
+    cfg = RewardModelConfig(members=2, layers=0, action_squares=False)  # r = a weighted sum of (obs, act)
     model = make_reward_model(gym.spaces.Box(-10, 10, (1,)), gym.spaces.Box(-1, 1, (1,)), cfg)
     net = model.body.net
     with torch.no_grad():  # both members: r = obs (one linear layer each)
