@@ -183,7 +183,10 @@ class RewardEnsemble(nn.Module):
     # -- outputs -----------------------------------------------------------------------------------
     def normalised(self, x: torch.Tensor) -> torch.Tensor:
         """Per-member rewards normalised to zero mean, unit std: (..., D) -> (E, ...)."""
-        r = self._body().shared(x)
+        return self._scaled(self._body().shared(x))
+
+    def _scaled(self, r: torch.Tensor) -> torch.Tensor:
+        """Per-member raw rewards (E, ...) normalised with each member's output statistics."""
         view = (self.members,) + (1,) * (r.dim() - 1)
         return (r - self.out_mean.view(view)) / self.out_std.view(view)
 
@@ -229,8 +232,7 @@ class RewardEnsemble(nn.Module):
         r = self._body().shared(self.step_features(sample.obs, sample.acts))
         self.out_mean.copy_(r.mean(1))
         self.out_std.copy_(r.std(1).clamp_min(1e-6) if r.shape[1] > 1 else torch.ones_like(self.out_std))
-        agent_scale = ((r - self.out_mean[:, None]) / self.out_std[:, None]).mean(0)
-        self.floor.fill_(torch.quantile(agent_scale, LIVE_FLOOR_QUANTILE))
+        self.floor.fill_(torch.quantile(self._scaled(r).mean(0), LIVE_FLOOR_QUANTILE))  # on the agent's scale
 
     @torch.no_grad()
     def reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
