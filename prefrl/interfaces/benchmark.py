@@ -52,10 +52,15 @@ thread; -allframes reads every frame of an image clip per gradient step."""
 
 
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
-    """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync][-fitall][-decayT0] (see ARM_SUFFIXES;
-    -decay0.02 sets --queries.decay)."""
+    """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync][-fitall][-decayT0][-pacedNs] (see
+    ARM_SUFFIXES; -decay0.02 sets --queries.decay; -paced3s makes the teacher answer at a person's pace, 3 s a label,
+    --teacher-params.seconds-per-label, so the run waits for its answers as it would for a person's)."""
     if arm == "true":
         return replace(base, reward="true")
+    paced = re.search(r"-paced(\d*\.?\d+)s$", arm)
+    if paced is not None:
+        base = replace(base, teacher_params=replace(base.teacher_params, seconds_per_label=float(paced.group(1))))
+        arm = arm[:paced.start()]
     decay = re.search(r"-decay(\d*\.?\d+)$", arm)
     if decay is not None:
         base = replace(base, queries=replace(base.queries, decay=float(decay.group(1))))
