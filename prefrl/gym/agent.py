@@ -30,9 +30,11 @@ PRESETS: dict[str, AgentConfig] = {
     "Hopper": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
     "Walker2d": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
     "prefrl/HopperBackflip": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
-    # The rest of the paper's MuJoCo suite, from RL-zoo's PPO settings (facts, with their rollouts over 4 copies):
-    # Ant takes SB3's defaults with VecNormalize; InvertedPendulum and Reacher their tuned values.
-    "Ant": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
+    # The rest of the paper's MuJoCo suite. Ant: the HalfCheetah settings. With SB3's defaults (RL-zoo's for Ant)
+    # PPO on Ant-v5's true reward reached only 182 at 1M steps in each of 3 seeds: their exploration noise
+    # (log-std 0) costs ~4 a step in control cost against 1 for staying alive (docs/benchmarks.md, the suite).
+    # InvertedPendulum and Reacher: RL-zoo's tuned PPO settings (facts, with their rollouts over 4 copies).
+    "Ant": _MUJOCO_FAST,
     "InvertedPendulum": AgentConfig(n_envs=4, n_steps=32, batch_size=64, n_epochs=5, learning_rate=2.2e-4,
                                     gamma=0.999, gae_lambda=0.9, clip_range=0.4, ent_coef=0.0, vf_coef=0.2,
                                     max_grad_norm=0.3, net_arch=(64, 64), log_std_init=0.0, activation="tanh",
