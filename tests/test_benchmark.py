@@ -38,6 +38,8 @@ def test_arms_name_teacher_labels_and_selection(tmp_path):
     paced = arm_config(base, "mistake-1000-decay0.02-paced3s")  # a person's pace: the run waits for the answers
     assert (paced.teacher_params.seconds_per_label, paced.queries.decay, paced.teacher) == (3.0, 0.02, "mistake")
     assert paced.person_paced and not arm_config(base, "mistake-1000").person_paced
+    assert not arm_config(base, "oracle-700-nosquares").reward_model.action_squares
+    assert arm_config(base, "oracle-700-squares").reward_model.action_squares
     jobs = make_jobs(["prefrl/PointReach-v0"], [0, 1], ["true", "oracle-20"], 10_000, tmp_path)
     assert len(jobs) == 4 and all(j.cfg.eval_every == 1_000 for j in jobs)
 
