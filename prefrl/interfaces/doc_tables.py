@@ -231,6 +231,9 @@ _SUITE_S18 = "docs/benchmark-results-suite-s18-cpu.jsonl"
 _SUITE_S19 = "docs/benchmark-results-suite-s19-cpu.jsonl"
 _ANT_S20 = "docs/benchmark-results-ant-s20-cpu.jsonl"
 _SUITE_S20 = "docs/benchmark-results-suite-s20-cpu.jsonl"
+_COST_1M_S21 = "docs/benchmark-results-cost-1m-s21-cpu.jsonl"
+_ANT_S21 = "docs/benchmark-results-ant-s21-cpu.jsonl"
+_NOT_ANT = tuple(e for e in SUITES["mujoco"].steps if e != "Ant-v5")
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
 
@@ -244,10 +247,13 @@ DOC_TABLES = {
     "results-150k": DocTable(_150K, ("true", "oracle-700", "oracle-350", "mistake-700", "oracle-700-disagreement")),
     "llm-letters": LlmTable(("docs/benchmark-results-llm.jsonl",)),
     "cost-300k": CostTable(("docs/benchmark-results-cost-cpu.jsonl",), ()),
-    "suite-mujoco": SuiteTable((_COST_1M_S18, _SUITE_S18, _SUITE_S19, _ANT_S20, _SUITE_S20),
-                               ("true", "oracle-700"), envs=tuple(SUITES["mujoco"].steps),
-                               learned_only=((_COST_1M_S18, ()), (_SUITE_S18, ()), (_SUITE_S19, ())),
-                               same_as=((_ANT_S20, "oracle-700-squares", "oracle-700"),)),
+    "suite-mujoco": SuiteTable((_SUITE_S18, _COST_1M_S21, _SUITE_S20, _ANT_S21), ("true", "oracle-700"),
+                               envs=tuple(SUITES["mujoco"].steps), only=((_SUITE_S20, _NOT_ANT),),
+                               learned_only=((_SUITE_S18, ()),)),
+    "suite-mujoco-s20": SuiteTable((_COST_1M_S18, _SUITE_S18, _SUITE_S19, _ANT_S20, _SUITE_S20),
+                                   ("true", "oracle-700"), envs=tuple(SUITES["mujoco"].steps),
+                                   learned_only=((_COST_1M_S18, ()), (_SUITE_S18, ()), (_SUITE_S19, ())),
+                                   same_as=((_ANT_S20, "oracle-700-squares", "oracle-700"),)),
     "suite-mujoco-s19": SuiteTable((_COST_1M_S18, _SUITE_S18, _SUITE_S19), ("true", "oracle-700"),
                                    envs=tuple(SUITES["mujoco"].steps)),
     "suite-mujoco-decay0.25": SuiteTable(("docs/benchmark-results-suite-cpu.jsonl", _1M, _COST_1M_S17),
@@ -261,6 +267,8 @@ DOC_TABLES = {
                               envs=("Hopper-v5", "Walker2d-v5")),
     "cost-1m-s18": CostTable((_COST_1M_S18,), ()),
     "results-cost-1m-s18": DocTable((_COST_1M_S18,), ("true", "oracle-700")),
+    "cost-1m-s21": CostTable((_COST_1M_S21,), ()),
+    "results-cost-1m-s21": DocTable((_COST_1M_S21,), ("true", "oracle-700")),
     "fit-cores": CostTable(("docs/benchmark-results-fit-cores-cpu.jsonl",), ()),
     "cost-pong-500k": CostTable(("docs/benchmark-results-pong-500k-cpu.jsonl",), ()),
     "ant-squares": DocTable((_SUITE_S19, _ANT_S20),
