@@ -233,6 +233,8 @@ _ANT_S20 = "docs/benchmark-results-ant-s20-cpu.jsonl"
 _SUITE_S20 = "docs/benchmark-results-suite-s20-cpu.jsonl"
 _COST_1M_S21 = "docs/benchmark-results-cost-1m-s21-cpu.jsonl"
 _ANT_S21 = "docs/benchmark-results-ant-s21-cpu.jsonl"
+_SQUARES_S22 = "docs/benchmark-results-squares-s22-cpu.jsonl"
+_IP_S22 = "docs/benchmark-results-ip-s22-cpu.jsonl"
 _NOT_ANT = tuple(e for e in SUITES["mujoco"].steps if e != "Ant-v5")
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
@@ -247,7 +249,8 @@ DOC_TABLES = {
     "results-150k": DocTable(_150K, ("true", "oracle-700", "oracle-350", "mistake-700", "oracle-700-disagreement")),
     "llm-letters": LlmTable(("docs/benchmark-results-llm.jsonl",)),
     "cost-300k": CostTable(("docs/benchmark-results-cost-cpu.jsonl",), ()),
-    "suite-mujoco": SuiteTable((_SUITE_S18, _COST_1M_S21, _SUITE_S20, _ANT_S21), ("true", "oracle-700"),
+    "suite-mujoco": SuiteTable((_SUITE_S18, _COST_1M_S21, _SUITE_S20, _ANT_S21, _SQUARES_S22, _IP_S22),
+                               ("true", "oracle-700"),
                                envs=tuple(SUITES["mujoco"].steps), only=((_SUITE_S20, _NOT_ANT),),
                                learned_only=((_SUITE_S18, ()),)),
     "suite-mujoco-s20": SuiteTable((_COST_1M_S18, _SUITE_S18, _SUITE_S19, _ANT_S20, _SUITE_S20),
@@ -273,6 +276,11 @@ DOC_TABLES = {
     "cost-pong-500k": CostTable(("docs/benchmark-results-pong-500k-cpu.jsonl",), ()),
     "ant-squares": DocTable((_SUITE_S19, _ANT_S20),
                             ("true", "oracle-700", "oracle-700-squares", "oracle-700-squares-cap"), envs=("Ant-v5",)),
+    "results-ant-s21": DocTable((_ANT_S21,), ("true", "oracle-700")),
+    "squares-halfcheetah": DocTable((_COST_1M_S21, _SQUARES_S22), ("true", "oracle-700", "oracle-700-nosquares"),
+                                    envs=("HalfCheetah-v5",)),
+    "squares-invertedpendulum": DocTable((_IP_S22,), ("true", "oracle-700", "oracle-700-nosquares"),
+                                         envs=("InvertedPendulum-v5",)),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
