@@ -32,8 +32,8 @@ PRESETS: dict[str, AgentConfig] = {
     "prefrl/HopperBackflip": dataclasses.replace(_SB3_DEFAULTS, n_steps=512),
     # The rest of the paper's MuJoCo suite. Ant: the HalfCheetah settings. With SB3's defaults (RL-zoo's for Ant)
     # PPO on Ant-v5's true reward reached only 182 at 1M steps in each of 3 seeds: their exploration noise
-    # (log-std 0) costs ~4 a step in control cost against 1 for staying alive. With these: 2,139 on the true reward
-    # and 2,401 from preferences at 1M steps (seed 0; docs/benchmarks.md, the suite).
+    # (log-std 0) costs ~4 a step in control cost against 1 for staying alive. With these, at 1M steps over seeds
+    # 0-2: 2,366 on the true reward and 2,477 from preferences (docs/benchmarks.md, the suite).
     # InvertedPendulum and Reacher: RL-zoo's tuned PPO settings (facts, with their rollouts over 4 copies).
     "Ant": _MUJOCO_FAST,
     "InvertedPendulum": AgentConfig(n_envs=4, n_steps=32, batch_size=64, n_epochs=5, learning_rate=2.2e-4,

@@ -73,20 +73,21 @@ def random_return(env_id: str, episodes: int, seed: int, score: Callable[[Clip],
         env.close()
 
 
-def episode_clips(agent: BaseAlgorithm, outer: VecEnv, env_id: str, episodes: int, seed: int) -> Iterator[Clip]:
-    """Whole episodes of the deterministic policy (seeds `seed`, `seed`+1, ...), each as one clip with the
-    env's reward and, where the env can save it, the state before each step."""
+def episode_clips(agent: BaseAlgorithm, outer: VecEnv | None, env_id: str, episodes: int, seed: int,
+                  deterministic: bool = True) -> Iterator[Clip]:
+    """Whole episodes of the policy (deterministic unless told; seeds `seed`, `seed`+1, ...), each as one clip with
+    the env's reward and, where the env can save it, the state before each step."""
     env = make_env(env_id)
     try:
-        yield from _play(agent, outer, env, episodes, seed)
+        yield from _play(agent, outer, env, episodes, seed, deterministic=deterministic)
     finally:
         env.close()
 
 
 def _play(agent: BaseAlgorithm, outer: VecEnv | None, env: gym.Env, episodes: int, seed: int,
-          max_steps: int | None = None) -> Iterator[Clip]:
-    """Episodes of the deterministic policy in `env` (cut after `max_steps`), each as one clip; with the frame
-    before each step when the env renders rgb_array."""
+          max_steps: int | None = None, deterministic: bool = True) -> Iterator[Clip]:
+    """Episodes of the policy (deterministic unless told) in `env` (cut after `max_steps`), each as one clip; with
+    the frame before each step when the env renders rgb_array."""
     env = StateRecorder(env)
     draw = env.render_mode == "rgb_array"
     for k in range(episodes):
@@ -100,7 +101,7 @@ def _play(agent: BaseAlgorithm, outer: VecEnv | None, env: gym.Env, episodes: in
         while not done and len(actions) != max_steps:
             if draw:
                 frames.append(np.asarray(env.render(), dtype=np.uint8))
-            action, _ = agent.predict(_policy_obs(outer, obs[None])[0], deterministic=True)
+            action, _ = agent.predict(_policy_obs(outer, obs[None])[0], deterministic=deterministic)
             observations.append(obs)
             actions.append(action)
             obs, r, terminated, truncated, info = env.step(action)

@@ -15,50 +15,32 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from prefrl.checkpoint import load_agent, load_reward_model
+from prefrl.core.data import Clip
 from prefrl.gym.environments import make_env
+from prefrl.gym.evaluation import UniformRandom, episode_clips
 from prefrl.run_dir import RunDir
 
 ENV = "HalfCheetah-v5"
-
-
-def play(run: Path | None, episodes: int, deterministic: bool, seed: int) -> tuple[np.ndarray, ...]:
-    """(observations, actions, x velocities) of `episodes` episodes of the run's agent (None: random actions)."""
-    env = make_env(ENV)
-    obs_rows, act_rows, vel_rows = [], [], []
-    agent = outer = None
-    if run is not None:
-        agent, outer = load_agent(RunDir(run), DummyVecEnv([lambda: make_env(ENV)]))
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
-        while not done:
-            if agent is None:
-                act = env.action_space.sample()
-            else:
-                seen = outer.normalize_obs(obs[None]) if isinstance(outer, VecNormalize) else obs[None]
-                act = np.clip(agent.predict(seen, deterministic=deterministic)[0][0], -1, 1)
-            next_obs, _, terminated, truncated, info = env.step(act)
-            obs_rows.append(obs)
-            act_rows.append(act)
-            vel_rows.append(info["x_velocity"])
-            obs, done = next_obs, terminated or truncated
-    return np.array(obs_rows), np.array(act_rows, dtype=np.float32), np.array(vel_rows)
+CONTROL_COST_WEIGHT = 0.1  # HalfCheetah-v5's: reward = x velocity - 0.1 * sum(a^2)
 
 
 def main(runs: list[Path]) -> None:
-    data = [play(None, 1, False, 100)]
+    env = make_env(ENV)
+    clips: list[Clip] = list(episode_clips(UniformRandom(env.action_space, 100), None, ENV, 1, 100))  # type: ignore[arg-type]
     for run in runs:
-        data += [play(run, 2, True, 200), play(run, 2, False, 300)]
-    obs, acts, vel = (np.concatenate([d[k] for d in data]) for k in range(3))
-    ctrl = 0.1 * (acts ** 2).sum(1)
+        agent, outer = load_agent(RunDir(run))
+        clips += episode_clips(agent, outer, ENV, 2, 200)
+        clips += episode_clips(agent, outer, ENV, 2, 300, deterministic=False)
+    obs = np.concatenate([c.obs for c in clips]).astype(np.float32)
+    acts = np.concatenate([c.acts for c in clips]).astype(np.float32)
+    ctrl = CONTROL_COST_WEIGHT * (acts ** 2).sum(1)
+    vel = np.concatenate([c.true_rewards for c in clips]) + ctrl
     print(f"{len(obs)} steps; velocity mean {vel.mean():.2f} sd {vel.std():.2f}; control cost mean {ctrl.mean():.3f}")
     print("| run | corr(r, true reward) | pay per unit of speed | charge per unit of control cost "
           "| charge / pay (true 1.0) | R² |")
     print("|---|---|---|---|---|---|")
-    env = make_env(ENV)
     for run in runs:
         model = load_reward_model(run, env.observation_space, env.action_space)
         reward = np.concatenate([model.reward(obs[i:i + 4096], acts[i:i + 4096]) for i in range(0, len(obs), 4096)])
