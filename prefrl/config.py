@@ -154,6 +154,10 @@ class RewardModelConfig:
     oracle labels, the learned reward's correlation with the control cost over the agent's steps was 0.04 without
     the squares and 0.44 with them (the true reward's: 0.52), and Ant's preference-trained agents went from -149, -0
     and 10 at 1M steps to 276, 85 and 9 (PPO on the true reward: 182; docs/benchmarks.md, the suite)."""
+    squares_lr: float | None = None
+    """With `action_squares`: None, the squares are inputs of the MLP; a rate, they are a linear term of their own
+    instead, r = MLP(obs, a) + sum w * a^2 (each member its own w, standardised squares), which Adam fits at this rate
+    (at `lr` the few weights of w move too slowly to learn a control cost from a few hundred labels)."""
     lr: float = 3e-4
     """Adam learning rate."""
     batch_size: int = 64
@@ -196,7 +200,8 @@ class RewardModelConfig:
     def __post_init__(self) -> None:
         _check_ranges(self, "--reward-model.", {
             "members": POSITIVE, "hidden": POSITIVE, "layers": NON_NEGATIVE, "lr": POSITIVE, "batch_size": POSITIVE,
-            "epochs": POSITIVE, "replay": NON_NEGATIVE, "image_replay": NON_NEGATIVE, "image_steps": POSITIVE,
+            "epochs": POSITIVE, "squares_lr": POSITIVE, "replay": NON_NEGATIVE, "image_replay": NON_NEGATIVE,
+            "image_steps": POSITIVE,
             "max_updates": POSITIVE,
             "l2": NON_NEGATIVE, "val_fraction": UNIT_BELOW_ONE,
             "random_answer": UNIT_BELOW_ONE})

@@ -40,6 +40,8 @@ def test_arms_name_teacher_labels_and_selection(tmp_path):
     assert paced.person_paced and not arm_config(base, "mistake-1000").person_paced
     assert not arm_config(base, "oracle-700-nosquares").reward_model.action_squares
     assert arm_config(base, "oracle-700-squares").reward_model.action_squares
+    assert arm_config(base, "oracle-700-linsquares").reward_model.squares_lr == 1e-2
+    assert arm_config(base, "oracle-700").reward_model.squares_lr is None
     jobs = make_jobs(["prefrl/PointReach-v0"], [0, 1], ["true", "oracle-20"], 10_000, tmp_path)
     assert len(jobs) == 4 and all(j.cfg.eval_every == 1_000 for j in jobs)
 

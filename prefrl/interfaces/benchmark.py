@@ -42,14 +42,16 @@ class Job:
 
 ARM_SUFFIXES: dict[str, dict[str, Any]] = {"-cap": {"absorbing_cap": True}, "-squares": {"action_squares": True},
                                            "-nosquares": {"action_squares": False},
+                                           "-linsquares": {"action_squares": True, "squares_lr": 1e-2},
                                            "-allframes": {"image_steps": None},
                                            "-fitall": {"replay": None, "image_replay": None},
                                            "-sync": {"background": False}, "-process": {"process": True}}
 """Arm-name suffixes that change the run's config (a field of TrainConfig, else of its reward model), last first
 (they are written in the reverse order, e.g. oracle-700-sync-fitall-allframes): -cap caps the absorbing state's
 reward at the live floor (--absorbing-cap); -squares / -nosquares let the reward model read squared actions or
-not; -fitall refits on every label each time; -sync blocks the agent on every fit; -process fits in a process of its
-own instead of a thread; -allframes reads every frame of an image clip per gradient step."""
+not, -linsquares as a linear term of their own (--reward-model.squares-lr 0.01); -fitall refits on every label
+each time; -sync blocks the agent on every fit; -process fits in a process of its own instead of a thread;
+-allframes reads every frame of an image clip per gradient step."""
 
 
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:

@@ -48,15 +48,20 @@ class MlpBody(nn.Module):
         self.obs_dim = int(np.prod(obs_space.shape or ()))
         self.n_actions, self.act_dim = action_encoding(act_space)
         self.squares = cfg.action_squares and self.n_actions is None  # a one-hot action squared is itself
+        self.squares_lr = cfg.squares_lr if self.squares else None
         self.members = cfg.members
-        dims = [self.obs_dim + self.act_dim * (2 if self.squares else 1)] + [cfg.hidden] * cfg.layers
+        width = self.obs_dim + self.act_dim * (2 if self.squares else 1)  # of the encoded, standardised inputs
+        self.mlp_width = width - self.act_dim if self.squares_lr is not None else width
+        dims = [self.mlp_width] + [cfg.hidden] * cfg.layers
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
             layers += [EnsembleLinear(cfg.members, a, b), nn.LeakyReLU(0.01)]
         layers.append(EnsembleLinear(cfg.members, dims[-1], 1))
         self.net = nn.Sequential(*layers)
-        self.register_buffer("in_mean", torch.zeros(dims[0]))
-        self.register_buffer("in_std", torch.ones(dims[0]))
+        # With `squares_lr`, the squares' own linear term: one weight per member and action component.
+        self.square_weight = nn.Parameter(torch.zeros(cfg.members, 1, self.act_dim)) if self.squares_lr else None
+        self.register_buffer("in_mean", torch.zeros(width))
+        self.register_buffer("in_std", torch.ones(width))
         self._views: tuple[tuple[int, ...], list[np.ndarray]] | None = None
 
     def encode(self, obs: np.ndarray | torch.Tensor, acts: np.ndarray | torch.Tensor,
@@ -82,7 +87,10 @@ class MlpBody(nn.Module):
 
     def per_member(self, x: torch.Tensor) -> torch.Tensor:
         h = ((x - self.in_mean) / self.in_std).reshape(self.members, -1, x.shape[-1])
-        return self.net(h).reshape(x.shape[:-1])
+        r = self.net(h[..., :self.mlp_width])[..., 0]
+        if self.square_weight is not None:
+            r = r + (h[..., self.mlp_width:] * self.square_weight).sum(-1)
+        return r.reshape(x.shape[:-1])
 
     def numpy_shared(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
         """`shared` for a batch of raw CPU steps, in numpy: (N, *obs_shape), (N, *act_shape) -> (E, N). The agent's
@@ -95,11 +103,16 @@ class MlpBody(nn.Module):
             a = np.asarray(acts, dtype=np.float32).reshape(len(obs), self.act_dim)
             if self.squares:
                 a = np.concatenate([a, a * a], axis=1)
-        h = (np.concatenate([o, a], axis=1) - mean) / std
+        x = (np.concatenate([o, a], axis=1) - mean) / std
+        if self.square_weight is not None:
+            *layers, square_weight = layers
+        h = x[:, :self.mlp_width]
         for i in range(0, len(layers), 2):
             h = np.matmul(h, layers[i]) + layers[i + 1]  # (E, N, out)
             if i + 2 < len(layers):
                 h = np.maximum(h, 0.01 * h)
+        if self.square_weight is not None:
+            return h[..., 0] + (x[:, self.mlp_width:] * square_weight).sum(-1)
         return h[..., 0]
 
     def _numpy_views(self) -> list[np.ndarray]:
@@ -107,10 +120,18 @@ class MlpBody(nn.Module):
         only when a tensor is replaced (moved, re-created)."""
         tensors = [self.in_mean, self.in_std] + [t for m in self.net if isinstance(m, EnsembleLinear)
                                                  for t in (m.weight, m.bias)]
+        if self.square_weight is not None:
+            tensors.append(self.square_weight)
         key = tuple(t.data_ptr() for t in tensors)
         if self._views is None or self._views[0] != key:
             self._views = (key, [t.detach().numpy() for t in tensors])
         return self._views[1]
 
     def penalised_weights(self) -> Iterator[torch.Tensor]:
-        return (m.weight for m in self.net if isinstance(m, EnsembleLinear))
+        yield from (m.weight for m in self.net if isinstance(m, EnsembleLinear))
+        if self.square_weight is not None:
+            yield self.square_weight
+
+    def own_rates(self) -> list[tuple[nn.Parameter, float]]:
+        """Parameters Adam fits at a rate of their own (the squares' linear term, at `squares_lr`)."""
+        return [(self.square_weight, self.squares_lr)] if self.square_weight is not None and self.squares_lr else []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -80,6 +80,10 @@ class RewardModel(Protocol):
 
     def weight_penalty(self) -> torch.Tensor:
         """Sum of squared weights the trainer's L2 applies to."""
+        ...
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The parameters as Adam's groups: all at `lr`, except those the body fits at a rate of their own."""
         ...
 
     def reward(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
@@ -223,6 +227,12 @@ class RewardEnsemble(nn.Module):
 
     def weight_penalty(self) -> torch.Tensor:
         return sum((w**2).sum() for w in self._body().penalised_weights())  # type: ignore[return-value]
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        own = getattr(self.body, "own_rates", list)()
+        mine = {id(p) for p, _ in own}
+        return [{"params": [p for p in self.parameters() if id(p) not in mine], "lr": lr},
+                *({"params": [p], "lr": rate} for p, rate in own)]
 
     @torch.no_grad()
     def normalise_outputs(self, clips: Sequence[Clip]) -> None:

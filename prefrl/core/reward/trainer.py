@@ -119,7 +119,7 @@ class RewardTrainer:
         self.cfg = cfg
         self.rng = rng
         self.l2 = cfg.l2
-        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self.opt = torch.optim.Adam(model.param_groups(cfg.lr))
         self._clips: dict[int, tuple[torch.Tensor, int]] = {}  # clip id -> (features, absorbing steps)
         self.trained: set[tuple[int, int, float]] = set()
         """(left clip, right clip, target) of every training comparison an update has trained on."""
