@@ -229,7 +229,7 @@ class RewardEnsemble(nn.Module):
         return sum((w**2).sum() for w in self._body().penalised_weights())  # type: ignore[return-value]
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        own = getattr(self.body, "own_rates", list)()
+        own: list[tuple[nn.Parameter, float]] = getattr(self.body, "own_rates", list)()
         mine = {id(p) for p, _ in own}
         return [{"params": [p for p in self.parameters() if id(p) not in mine], "lr": lr},
                 *({"params": [p], "lr": rate} for p, rate in own)]
