@@ -235,6 +235,10 @@ _COST_1M_S21 = "docs/benchmark-results-cost-1m-s21-cpu.jsonl"
 _ANT_S21 = "docs/benchmark-results-ant-s21-cpu.jsonl"
 _SQUARES_S22 = "docs/benchmark-results-squares-s22-cpu.jsonl"
 _IP_S22 = "docs/benchmark-results-ip-s22-cpu.jsonl"
+_IP_S23 = "docs/benchmark-results-ip-s23-cpu.jsonl"
+_HC_S23 = "docs/benchmark-results-hc-s23-cpu.jsonl"
+_LINSQ_ANT_S23 = "docs/benchmark-results-linsquares-ant-s23-cpu.jsonl"
+_LINSQ_HC_S23 = "docs/benchmark-results-linsquares-hc-s23-cpu.jsonl"
 _NOT_ANT = tuple(e for e in SUITES["mujoco"].steps if e != "Ant-v5")
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
@@ -281,6 +285,9 @@ DOC_TABLES = {
                                     envs=("HalfCheetah-v5",)),
     "squares-invertedpendulum": DocTable((_IP_S22,), ("true", "oracle-700", "oracle-700-nosquares"),
                                          envs=("InvertedPendulum-v5",)),
+    "linsquares-invertedpendulum": DocTable((_IP_S22, _IP_S23), ("true", "oracle-700", "oracle-700-nosquares",
+                                                                 "oracle-700-linsquares"),
+                                            envs=("InvertedPendulum-v5",)),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
