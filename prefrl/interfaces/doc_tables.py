@@ -239,6 +239,7 @@ _IP_S23 = "docs/benchmark-results-ip-s23-cpu.jsonl"
 _HC_S23 = "docs/benchmark-results-hc-s23-cpu.jsonl"
 _LINSQ_ANT_S23 = "docs/benchmark-results-linsquares-ant-s23-cpu.jsonl"
 _LINSQ_HC_S23 = "docs/benchmark-results-linsquares-hc-s23-cpu.jsonl"
+_LINSQ_WALKER_S23 = "docs/benchmark-results-linsquares-walker-s23-cpu.jsonl"
 _NOT_ANT = tuple(e for e in SUITES["mujoco"].steps if e != "Ant-v5")
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
@@ -253,7 +254,7 @@ DOC_TABLES = {
     "results-150k": DocTable(_150K, ("true", "oracle-700", "oracle-350", "mistake-700", "oracle-700-disagreement")),
     "llm-letters": LlmTable(("docs/benchmark-results-llm.jsonl",)),
     "cost-300k": CostTable(("docs/benchmark-results-cost-cpu.jsonl",), ()),
-    "suite-mujoco": SuiteTable((_SUITE_S18, _COST_1M_S21, _SUITE_S20, _ANT_S21, _SQUARES_S22, _IP_S22),
+    "suite-mujoco": SuiteTable((_SUITE_S18, _COST_1M_S21, _SUITE_S20, _ANT_S21, _SQUARES_S22, _IP_S22, _HC_S23),
                                ("true", "oracle-700"),
                                envs=tuple(SUITES["mujoco"].steps), only=((_SUITE_S20, _NOT_ANT),),
                                learned_only=((_SUITE_S18, ()),)),
@@ -288,6 +289,10 @@ DOC_TABLES = {
     "linsquares-invertedpendulum": DocTable((_IP_S22, _IP_S23), ("true", "oracle-700", "oracle-700-nosquares",
                                                                  "oracle-700-linsquares"),
                                             envs=("InvertedPendulum-v5",)),
+    "linsquares-mujoco": DocTable((_HC_S23, _LINSQ_HC_S23, _ANT_S21, _LINSQ_ANT_S23),
+                                  ("true", "oracle-700", "oracle-700-linsquares"), envs=("HalfCheetah-v5", "Ant-v5")),
+    "linsquares-walker2d": DocTable((_COST_1M_S21, _LINSQ_WALKER_S23), ("true", "oracle-700", "oracle-700-linsquares"),
+                                    envs=("Walker2d-v5",)),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
