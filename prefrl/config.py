@@ -155,9 +155,10 @@ class RewardModelConfig:
     the squares and 0.44 with them (the true reward's: 0.52), and Ant's preference-trained agents went from -149, -0
     and 10 at 1M steps to 276, 85 and 9 (PPO on the true reward: 182; docs/benchmarks.md, the suite)."""
     squares_lr: float | None = None
-    """With `action_squares`: None, the squares are inputs of the MLP; a rate, they are a linear term of their own
-    instead, r = MLP(obs, a) + sum w * a^2 (each member its own w, standardised squares), which Adam fits at this rate
-    (at `lr` the few weights of w move too slowly to learn a control cost from a few hundred labels)."""
+    """With --reward-model.action-squares (the default): None, the squares are inputs of the MLP; a rate, they are a
+    linear term of their own instead, r = MLP(obs, a) + sum w * a^2 (each member its own w, standardised squares),
+    which Adam fits at this rate (at `lr` the few weights of w move too slowly to learn a control cost from a few
+    hundred labels)."""
     lr: float = 3e-4
     """Adam learning rate."""
     batch_size: int = 64

@@ -270,8 +270,8 @@ def test_squared_actions_let_the_model_learn_a_quadratic_action_cost_from_few_la
     obs, acts = rng.normal(size=(2000, OBS)), rng.uniform(-1, 1, size=(2000, ACT))
     cost = (acts**2).sum(1)
     found = {}
-    for squares, cfg in [("none", RewardModelConfig(action_squares=False)), ("inputs", RewardModelConfig()),
-                         ("own term", RewardModelConfig(squares_lr=1e-2))]:
+    for kind, cfg in [("none", RewardModelConfig(action_squares=False)), ("inputs", RewardModelConfig()),
+                      ("own term", RewardModelConfig(squares_lr=1e-2))]:
         torch.manual_seed(0)
         model = _model(cfg)
         data = preference_data(model, clip, 300)
@@ -279,6 +279,6 @@ def test_squared_actions_let_the_model_learn_a_quadratic_action_cost_from_few_la
         for _ in range(3):
             trainer.update(data)
         _normalise(model, obs, acts)
-        found[squares] = float(np.corrcoef(model.reward(obs, acts), -cost)[0, 1])
+        found[kind] = float(np.corrcoef(model.reward(obs, acts), -cost)[0, 1])
     assert min(found["inputs"], found["own term"]) > 0.7, found
     assert min(found["inputs"], found["own term"]) > found["none"] + 0.3, found

@@ -59,7 +59,8 @@ class MlpBody(nn.Module):
         layers.append(EnsembleLinear(cfg.members, dims[-1], 1))
         self.net = nn.Sequential(*layers)
         # With `squares_lr`, the squares' own linear term: one weight per member and action component.
-        self.square_weight = nn.Parameter(torch.zeros(cfg.members, 1, self.act_dim)) if self.squares_lr else None
+        self.square_weight = (nn.Parameter(torch.zeros(cfg.members, 1, self.act_dim)) if self.squares_lr is not None
+                              else None)
         self.register_buffer("in_mean", torch.zeros(width))
         self.register_buffer("in_std", torch.ones(width))
         self._views: tuple[tuple[int, ...], list[np.ndarray]] | None = None
@@ -134,4 +135,6 @@ class MlpBody(nn.Module):
 
     def own_rates(self) -> list[tuple[nn.Parameter, float]]:
         """Parameters Adam fits at a rate of their own (the squares' linear term, at `squares_lr`)."""
-        return [(self.square_weight, self.squares_lr)] if self.square_weight is not None and self.squares_lr else []
+        if self.square_weight is None or self.squares_lr is None:
+            return []
+        return [(self.square_weight, self.squares_lr)]
