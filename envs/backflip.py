@@ -28,10 +28,32 @@ class HopperBackflipEnv(HopperEnv):
     SCORES = {"prefrl_no_reward": True, "prefrl_score": "prefrl.envs.backflip:backflip_score",
               "prefrl_episode_score": "prefrl.envs.backflip:count_backflips"}
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, cut_after_lying: int | None = None, **kwargs: Any) -> None:
+        """`cut_after_lying`: end the episode (truncated, not terminated) once the hopper has been lying (see `lying`)
+        for this many steps in a row. A fallen hopper rarely gets up, so an uncut episode after a failed attempt is
+        up to 900 steps of lying that teach nothing and that no person wants to watch; cut, a run sees several
+        times more attempts for its steps. For training only (`prefrl train --train-env-kwargs cut_after_lying
+        200`): evaluations play whole episodes. Default None: never cut."""
+        if cut_after_lying is not None and cut_after_lying < 1:
+            raise ValueError(f"cut_after_lying must be a positive number of steps (got {cut_after_lying}): "
+                             "leave it out to never cut")
         kwargs = {"forward_reward_weight": 0.0, "healthy_reward": 0.0, "terminate_when_unhealthy": False, **kwargs}
         super().__init__(**kwargs)
         self.metadata = {**self.metadata, **self.SCORES}  # MujocoEnv sets metadata in __init__
+        self.cut_after_lying = cut_after_lying
+        self._lying_steps = 0
+
+    def reset(self, *args: Any, **kwargs: Any) -> Any:
+        self._lying_steps = 0
+        return super().reset(*args, **kwargs)
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.cut_after_lying is not None:
+            down = bool(lying(self.data.qpos[None, :HOPPER_NQ])[0])
+            self._lying_steps = self._lying_steps + 1 if down else 0
+            truncated = truncated or self._lying_steps >= self.cut_after_lying
+        return obs, reward, terminated, truncated, info
 
 
 class HalfCheetahOneLegEnv(HalfCheetahEnv):

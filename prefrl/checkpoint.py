@@ -46,6 +46,20 @@ def save(run: RunDir, agent: PPO, outer: VecEnv, reward: tuple[dict[str, Any], d
     run.write_state({**run.read_state(), **(extra or {}), "env_steps": env_step, "agent_steps": agent.num_timesteps})
 
 
+def save_best(run: RunDir, agent: PPO, outer: VecEnv, score: float, env_step: int, labels: int) -> bool:
+    """Keep the agent (and its normaliser) in RUN/best when `score`, an evaluation's, beats every earlier one of the
+    run; its score, step and labels go into state.json's "best". Returns whether it was kept."""
+    best = run.read_state().get("best")
+    if score != score or (best is not None and score <= best["eval_return"]):  # NaN never beats anything
+        return False
+    run.best.mkdir(exist_ok=True)
+    _atomic(run.best / AGENT, agent.save)
+    if isinstance(outer, VecNormalize):
+        _atomic(run.best / NORMALISER, lambda tmp: outer.save(str(tmp)))
+    run.write_state({**run.read_state(), "best": {"eval_return": score, "env_steps": env_step, "labels": labels}})
+    return True
+
+
 def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Write `path` through a temporary file and a rename, so a run killed mid-write keeps its last good file."""
     tmp = path.with_name(f".tmp-{path.name}")  # same suffix: SB3 appends .zip to a name without it
@@ -57,21 +71,25 @@ def has_agent(run: RunDir) -> bool:
     return (run.agent / AGENT).exists()
 
 
-def load_agent(run: RunDir, venv: VecEnv | None = None, device: str = "cpu") -> tuple[PPO, VecEnv]:
+def load_agent(run: RunDir, venv: VecEnv | None = None, device: str = "cpu",
+               best: bool = False) -> tuple[PPO, VecEnv]:
     """The run's saved agent acting on `venv` (default: one copy of the run's own env), behind the run's saved
-    observation normaliser when it has one. Returns (agent, the VecEnv it acts through)."""
-    if not has_agent(run):
-        raise PrefrlError(f"no saved agent in {run.path} ({run.agent / AGENT}): give the directory of a run that "
-                          "has trained for at least one chunk")
+    observation normaliser when it has one; with `best`, the agent of its best evaluation (`save_best`). Returns
+    (agent, the VecEnv it acts through)."""
+    folder = run.best if best else run.agent
+    if not (folder / AGENT).exists():
+        what = "was evaluated during training (--eval-every)" if best else "has trained for at least one chunk"
+        raise PrefrlError(f"no saved agent in {run.path} ({folder / AGENT}): give the directory of a run that "
+                          f"{what}")
     if venv is None:
         stored = run.stored_config()
         if stored is None or stored.env is None:
             raise PrefrlError(f"{run.path} has no config.json: give a run directory made by `prefrl train`")
         env_id = stored.env
         venv = DummyVecEnv([lambda: make_env(env_id)])
-    norm = run.agent / NORMALISER
+    norm = folder / NORMALISER
     outer = VecNormalize.load(str(norm), venv) if norm.exists() else venv
-    return PPO.load(run.agent / AGENT, env=outer, device=device), outer
+    return PPO.load(folder / AGENT, env=outer, device=device), outer
 
 
 def load_reward_model(source: Path, obs_space: gym.Space, act_space: gym.Space,

@@ -258,7 +258,13 @@ class TrainConfig:
     teacher_score: str | None = None
     """package.module:function giving a clip's per-step score (array of shape (T,), each step's from that step
     alone), judged by synthetic teachers instead of the env's reward: for tasks with no reward. Shipped tasks
-    name theirs. Where a score is in effect it is the run's true reward: --reward true trains on it."""
+    name theirs. Where a score is in effect it is the run's true reward: --reward true trains on it. Evaluations
+    sum it over an episode, unless the env names a whole-episode measure of its task (HopperBackflip: landed flips)."""
+    train_env_kwargs: dict[str, int | float | str] = field(default_factory=dict)
+    """Keyword arguments for the env copies the agent trains in (and the clips for labels come from), as NAME VALUE
+    pairs; evaluations, the video and the random baseline use the env as registered. E.g. `--train-env-kwargs
+    cut_after_lying 200` on prefrl/HopperBackflip-v0 ends practice episodes after 200 steps lying, while the
+    evaluations count flips over whole episodes."""
     labeler: str | None = None
     """Name stored with a person's labels (default: the login name)."""
     window: bool = True
@@ -436,7 +442,8 @@ def _from_dict(cls: type[_C], raw: Any, path: str) -> _C:
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
     """`value` (parsed JSON) as type `tp`, or _Mismatch. Handles the types config fields use: bool, int, float
-    (an int is accepted), str, Path, Literal, X | None, tuple[X, ...] (a JSON list), nested config dataclasses."""
+    (an int is accepted), str, Path, Literal, X | None, tuple[X, ...] (a JSON list), dict[str, X] (a JSON object),
+    nested config dataclasses."""
     origin, args = get_origin(tp), get_args(tp)
     if dataclasses.is_dataclass(tp):
         return _from_dict(tp, value, path + ".")  # type: ignore[arg-type]
@@ -454,6 +461,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if any(value == a and type(value) is type(a) for a in args):
             return value
         raise _Mismatch
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Mismatch
+        return {_convert(args[0], k, path): _convert(args[1], v, path) for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list):
             raise _Mismatch
@@ -491,6 +502,8 @@ def _describe(tp: Any) -> str:
             " or null" if type(None) in args else "")
     if origin is Literal:
         return "one of " + ", ".join(json.dumps(a) for a in args)
+    if origin is dict:
+        return f"an object of {_describe(args[1]).removeprefix('an ').removeprefix('a ')}s"
     if origin is tuple:
         return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s"
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path (a string)"}

@@ -6,6 +6,8 @@
        b. the teacher answers (through the store; a person is waited for where the loop must),
        c. the reward model is refitted on every label so far;
     3. the final agent is scored on the true reward, and a report and a video are written.
+Whenever an evaluation (during training with --eval-every, and the final one) beats every earlier one, that agent is
+kept in RUN/best.
 
 The parts are built in `prefrl.session`; the label machinery (what is due, ask, answer, refit) is
 `prefrl.core.labels.Preferences`.
@@ -70,16 +72,19 @@ def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
             s.learn(min(s.chunk, cfg.steps - before))
             if wrapper.env_step < cfg.steps:
                 s.label_round(last=wrapper.env_step + s.chunk >= cfg.steps)
-            s.log(s.score() if s.eval_due(before) else float("nan"))
+            score = s.score() if s.eval_due(before) else float("nan")
+            s.log(score)
             s.checkpoint()
+            s.keep_if_best(score)
 
         # Stage 3: the final agent scored on the true reward; the report and a video.
         final = s.score()
+        s.keep_if_best(final)
         summary = {"env": cfg.env, "reward": cfg.reward, "teacher": cfg.teacher, "seed": cfg.seed,
                    "env_steps": wrapper.env_step, "labels": s.labels(), "final_true_return": final,
                    "random_return": s.random_score(), "absorbing_reward": s.absorbing_reward(),
                    "absorbing_learned": s.absorbing_reward(learned=True),
-                   "live_floor": s.live_floor(),
+                   "live_floor": s.live_floor(), "best": run.read_state().get("best"),
                    "wall_s": round(s.elapsed(), 1)}
         run.write_state({**run.read_state(), "summary": summary, "timers": s.timers.seconds,
                          "wall_s": summary["wall_s"]})

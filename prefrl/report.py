@@ -53,6 +53,10 @@ def write_report(run: RunDir, title: str, store: Store | None = None) -> None:
              f"| {summary.get('env_steps', '–')} | {summary.get('labels', '–')} | "
              f"{summary.get('final_true_return', nan):.1f} | {summary.get('random_return', nan):.1f} | "
              f"{summary.get('wall_s', '–')} |", ""]
+    best = summary.get("best")
+    if best:
+        lines += [f"The best evaluation, {best['eval_return']:.1f}, came at {best['env_steps']} env steps and "
+                  f"{best['labels']} labels; that agent is kept in best/ (`load_agent(run, best=True)`).", ""]
     absorbing = summary.get("absorbing_reward")
     if absorbing is not None and absorbing == absorbing:  # not NaN: a learned reward with the absorbing state
         verdict = "costs" if absorbing < 0 else "does not cost"

@@ -12,6 +12,7 @@ from typing import Any
 from prefrl.config import TrainConfig
 from prefrl.core.store import open_store
 from prefrl.errors import PrefrlError
+from prefrl.gym import atari
 from prefrl.gym.environments import make_env
 from prefrl.gym.render import clip_steps
 
@@ -33,6 +34,11 @@ class RunDir:
     @property
     def agent(self) -> Path:
         return self.path / "agent"
+
+    @property
+    def best(self) -> Path:
+        """The agent of the run's best evaluation (prefrl.checkpoint.save_best)."""
+        return self.path / "best"
 
     @property
     def reward_model(self) -> Path:
@@ -85,6 +91,8 @@ class RunDir:
         env = make_env(cfg.env_id)  # an unknown env id fails here, before anything is written
         clip = cfg.queries.clip_length or clip_steps(env, cfg.person_paced, cfg.queries.clip_seconds)
         env.close()
+        if cfg.train_env_kwargs:  # and so do keyword arguments the env does not take
+            _check_env_kwargs(cfg.env_id, cfg.train_env_kwargs)
         return run, dataclasses.replace(cfg, queries=dataclasses.replace(cfg.queries, clip_length=clip))
 
     @classmethod
@@ -121,6 +129,18 @@ class RunDir:
         with self.metrics.open() as f:  # a row cut short by a killed run is skipped
             return [{k: float(v) if v not in ("", "nan") else float("nan") for k, v in r.items()}
                     for r in csv.DictReader(f) if None not in r.values() and None not in r]
+
+
+def _check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+    if atari.is_atari_id(env_id):
+        raise PrefrlError(f"--train-env-kwargs is for envs made with gym.make or a factory, not Atari games "
+                          f"({env_id}): drop it")
+    try:
+        make_env(env_id, **kwargs).close()
+    except (TypeError, ValueError) as e:
+        given = " ".join(f"{k} {v}" for k, v in kwargs.items())
+        raise PrefrlError(f"{env_id} cannot be made with --train-env-kwargs {given} ({e}): give only keyword "
+                          "arguments its constructor takes, with valid values") from None
 
 
 def write_atomic(path: Path, text: str) -> None:

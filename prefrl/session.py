@@ -87,7 +87,7 @@ class Session:
         _check_teacher(cfg, probe.metadata.get("render_modes", []), env_has_true_reward(probe), step_score)
         horizon = episode_limit(probe)
         venv = make_vec_env(env_id, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human,
-                            probe=probe)
+                            probe=probe, env_kwargs=cfg.train_env_kwargs)
         probe.close()
         device = resolve_device(cfg.device, "reward_model")
         model: RewardModel | None = None
@@ -234,6 +234,11 @@ class Session:
         with self.timers("evaluation"):
             return evaluate_agent(self.agent, self.outer, self.cfg.env_id, self.cfg.eval_episodes,
                                   seed=self.cfg.seed + EVAL_SEED_OFFSET, score=self.episode_score)
+
+    def keep_if_best(self, score: float) -> None:
+        """Keep the agent in RUN/best when `score` (an evaluation of it) is the run's best so far."""
+        with self.timers("checkpoint"):
+            checkpoint.save_best(self.run, self.agent, self.outer, score, self.wrapper.env_step, self.labels())
 
     def random_score(self) -> float:
         """What a uniform-random policy scores over the same evaluation episodes as `score` (the baseline of

@@ -133,13 +133,15 @@ def env_has_true_reward(env: gym.Env) -> bool:
 def score_functions(env: gym.Env, teacher_score: str | None) -> tuple[Callable[..., Any] | None,
                                                                       Callable[..., Any] | None]:
     """(per-step clip score for synthetic teachers, whole-episode score for evaluation), or (None, None) when
-    the env's own reward is to be used. `--teacher-score` wins over what the env's metadata names."""
+    the env's own reward is to be used. `--teacher-score` wins over the per-step score the env's metadata names; a
+    whole-episode score the env names (prefrl/HopperBackflip-v0's landed flips) measures the task whatever the
+    teachers judge by, and without one an episode scores the sum of the per-step score."""
     meta = env.unwrapped.metadata
     name = teacher_score or meta.get("prefrl_score")
     if not name:
         return None, None
     step = load_callable(name, "score function")
-    episode_name = None if teacher_score else meta.get("prefrl_episode_score")
+    episode_name = meta.get("prefrl_episode_score")
     episode = load_callable(episode_name, "score function") if episode_name else (
         lambda clip: float(np.sum(step(clip))))
     return step, episode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
@@ -13,8 +14,9 @@ from prefrl.gym.environments import FixedHorizon, episode_limit, make_env
 from prefrl.gym.states import StateRecorder, can_restore
 
 
-def _monitored(spec: str, fixed_horizon: bool, record_frames: bool) -> gym.Env:
-    env: gym.Env = StateRecorder(make_env(spec, render_mode="rgb_array" if record_frames else None), record_frames)
+def _monitored(spec: str, fixed_horizon: bool, record_frames: bool, env_kwargs: dict[str, Any]) -> gym.Env:
+    render_mode = "rgb_array" if record_frames else None
+    env: gym.Env = StateRecorder(make_env(spec, render_mode=render_mode, **env_kwargs), record_frames)
     return Monitor(FixedHorizon(env) if fixed_horizon else env)
 
 
@@ -25,14 +27,15 @@ def _atari(spec: str, render_mode: str | None) -> gym.Env:
 
 def make_vec_env(spec: str, n_envs: int, seed: int, fixed_horizon: bool = False,
                  frames_if_needed: bool = False, render_mode: str | None = None,
-                 probe: gym.Env | None = None) -> VecEnv:
+                 probe: gym.Env | None = None, env_kwargs: dict[str, Any] | None = None) -> VecEnv:
     """`n_envs` copies of the env in this process (each Monitor-wrapped, so SB3 logs the true return).
 
     Every step records the simulator state for render on demand; an env whose state cannot be restored
     records rendered frames instead, when `frames_if_needed` (a person will watch its clips). Atari games
     get SB3's Atari preprocessing and frame stack (prefrl.gym.atari), so the reward model sees what the agent sees;
     `render_mode` is passed to them (for a video of the agent). `probe`, an instance of the env the caller
-    already made, saves making one here to see what kind of env it is (the caller closes it).
+    already made, saves making one here to see what kind of env it is (the caller closes it). `env_kwargs` go to
+    each copy of a non-Atari env (`--train-env-kwargs`).
     """
     own_probe = probe is None
     probe = make_env(spec) if probe is None else probe  # what kind of env it is decides what each copy records
@@ -45,6 +48,7 @@ def make_vec_env(spec: str, n_envs: int, seed: int, fixed_horizon: bool = False,
         venv: VecEnv = DummyVecEnv([partial(_atari, spec, render_mode) for _ in range(n_envs)])
         venv.seed(seed)
         return atari.stack_frames(venv)
-    venv = DummyVecEnv([partial(_monitored, spec, fixed_horizon, record_frames) for _ in range(n_envs)])
+    make = partial(_monitored, spec, fixed_horizon, record_frames, env_kwargs or {})
+    venv = DummyVecEnv([make for _ in range(n_envs)])
     venv.seed(seed)
     return venv
