@@ -503,7 +503,7 @@ def _describe(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(json.dumps(a) for a in args)
     if origin is dict:
-        return f"an object of {_describe(args[1]).removeprefix('an ').removeprefix('a ')}s"
+        return f"an object whose values are each {_describe(args[1])}"
     if origin is tuple:
         return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s"
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path (a string)"}

@@ -16,13 +16,16 @@ from prefrl.envs.backflip import (
     count_backflips,
     front_foot_height,
     landed_backflips,
+    lying,
     one_leg_score,
 )
 from prefrl.errors import PrefrlError
-from prefrl.gym.environments import make_env
+from prefrl.gym.environments import make_env, score_functions
 from prefrl.interfaces.check_env import check_environment
 from prefrl.interfaces.cli import main
 from prefrl.loop import train
+from prefrl.run_dir import RunDir
+from prefrl.session import Session
 
 SHIPPED = ["prefrl/PointReach-v0", "prefrl/HopperBackflip-v0", "prefrl/HalfCheetahOneLeg-v0"]
 
@@ -137,3 +140,48 @@ def test_check_env_command_reports_what_prefrl_will_do(capsys):
     assert main(["check-env", "tests.factories:make_blind"]) == 0
     assert "rgb_array rendering failed" in capsys.readouterr().out
     assert main(["check-env", "tests.factories:not_an_env"]) == 2
+
+
+def _lie_down(env) -> int:
+    """Steps of zero torque from reset until the episode ends (at most 1,000): the hopper topples and lies."""
+    env.reset(seed=0)
+    for t in range(1, 1001):
+        _, _, terminated, truncated, _ = env.step(np.zeros(3))
+        if terminated or truncated:
+            return t
+    return 1001
+
+
+def test_backflip_practice_episodes_end_after_lying_while_evaluations_play_them_whole(tmp_path):
+    assert _lie_down(make_env("prefrl/HopperBackflip-v0")) == 1000  # the time limit
+    cut = make_env("prefrl/HopperBackflip-v0", cut_after_lying=40)
+    ended = _lie_down(cut)
+    assert 40 < ended < 1000  # it must first topple, then lie 40 steps in a row
+    assert bool(np.all(qpos_lying(cut)))
+    with pytest.raises(ValueError, match="positive number of steps"):
+        make_env("prefrl/HopperBackflip-v0", cut_after_lying=0)
+
+    cfg = TrainConfig(env="prefrl/HopperBackflip-v0", train_env_kwargs={"cut_after_lying": 40}, reward="true",
+                      steps=2048, out=tmp_path / "run", progress=False, eval_episodes=1, video_steps=0)
+    run, cfg = RunDir.prepare(cfg)
+    assert TrainConfig.from_json(cfg.to_json()).train_env_kwargs == {"cut_after_lying": 40}  # resumes with it
+    with Session.open(cfg, run) as s:  # the copies the agent trains in are cut; the evaluation's env is not
+        assert {e.unwrapped.cut_after_lying for e in s.wrapper.venv.envs} == {40}  # type: ignore[attr-defined]
+    with pytest.raises(PrefrlError, match="cannot be made with --train-env-kwargs cut_after_lie 40.*keyword"):
+        RunDir.check(TrainConfig(env="prefrl/HopperBackflip-v0", train_env_kwargs={"cut_after_lie": 40},
+                                 out=tmp_path / "typo"))
+    assert not (tmp_path / "typo").exists()
+
+
+def qpos_lying(env) -> np.ndarray:
+    return lying(env.unwrapped.data.qpos[None, :HOPPER_NQ])
+
+
+def test_an_env_named_episode_measure_is_kept_under_another_teacher_score():
+    env = make_env("prefrl/HopperBackflip-v0")
+    step, episode = score_functions(env, "tests.factories:corridor_score")
+    assert step is not None and step.__name__ == "corridor_score"
+    assert episode is count_backflips  # the task's measure, whatever the teacher judges by
+    step, episode = score_functions(make_env("tests.factories:make_corridor"), "tests.factories:corridor_score")
+    clip = Clip(obs=np.linspace(-1, 0, 4)[:, None], acts=np.zeros(4, dtype=int), true_rewards=np.zeros(4))
+    assert episode(clip) == pytest.approx(2.0)  # no measure named: the score's sum  # no measure named: the score's sum

@@ -39,11 +39,11 @@ def run_env(run: Path) -> str:
     return str(json.loads((run / "config.json").read_text())["env"])
 
 
-def agent_in(run: Path, env_id: str | None = None) -> tuple[PPO, VecEnv]:
-    """The run's final agent acting in `env_id` (by default the run's own env), through the run's observation
-    normaliser: (agent, the VecEnv it acts through)."""
+def agent_in(run: Path, env_id: str | None = None, best: bool = False) -> tuple[PPO, VecEnv]:
+    """The run's final agent (with `best`: the agent of its best evaluation) acting in `env_id` (by default the
+    run's own env), through the run's observation normaliser: (agent, the VecEnv it acts through)."""
     env = env_id or run_env(run)
-    return load_agent(RunDir(run), DummyVecEnv([lambda: make_env(env)]))
+    return load_agent(RunDir(run), DummyVecEnv([lambda: make_env(env)]), best=best)
 
 
 def draw(states: np.ndarray, steps: list[int], path: Path) -> None:
@@ -73,11 +73,12 @@ def main() -> None:
     parser.add_argument("--png", type=Path)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--env", help="act in this env id instead of the one the run trained on")
+    parser.add_argument("--best", action="store_true", help="the agent of the run's best evaluation (RUN/best)")
     args = parser.parse_args()
     drawn = args.png is None
     for run in args.runs:
         env_id = args.env or run_env(run)
-        agent, outer = agent_in(run, env_id)
+        agent, outer = agent_in(run, env_id, best=args.best)
         flips, turns = [], []
         for k, clip in enumerate(episode_clips(agent, outer, env_id, args.episodes, args.seed)):
             assert clip.states is not None

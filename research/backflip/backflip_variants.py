@@ -188,3 +188,14 @@ def attempts_pay(clip: Clip) -> np.ndarray:
     flip, by more than under `no_hang`, and one preference agent learned to (README.md, tenth round)."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
     return no_hang(clip) + (TURN_PAY - 1.0) * backward_rotation(qpos, qvel)
+
+
+def later_turns_pay_less(clip: Clip) -> np.ndarray:
+    """`attempts_pay` with the pay for backward rotation falling with the whole turns already made: TURN_PAY / (1 + k)
+    a radian after k whole turns (2 for the first turn, 1 for the second, 2/3 for the third...). The first throw is
+    praised as in `attempts_pay`, while tumbling over and over off the ground, which under `attempts_pay` outearns a
+    landed flip (README.md, tenth round: seed 7), earns less with every turn, against standing after k turns that
+    earns 0.1 * k a step. Still a function of each step's state: k comes from the unwrapped torso angle."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    rate = TURN_PAY / (1.0 + whole_turns(qpos[:, 2]))
+    return no_hang(clip) + (rate - 1.0) * backward_rotation(qpos, qvel)

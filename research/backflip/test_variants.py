@@ -122,3 +122,19 @@ def test_backflip_variant_attempts_pay_doubles_the_turn_and_nothing_else(monkeyp
     for still in (_hopper_clip(np.full(50, -math.pi), np.full(50, 0.8)),  # hanging
                   _hopper_clip(np.full(60, -2 * math.pi), np.full(60, 1.25))):  # standing after a turn
         np.testing.assert_allclose(attempts_pay(still), no_hang(still))
+
+
+def test_backflip_variant_later_turns_pay_less_pays_the_first_throw_and_not_the_tumble(monkeypatch):
+    """A throw in the first turn earns what `attempts_pay` pays; the same turn after one and after three whole turns
+    earns `no_hang`'s rate and half of it; standing after turns is scored as `no_hang` scores it."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from backflip_variants import attempts_pay, later_turns_pay_less, no_hang
+
+    throw = _hopper_clip(np.linspace(0, -math.pi, 40), np.full(40, 1.5))
+    np.testing.assert_allclose(later_turns_pay_less(throw), attempts_pay(throw))
+    second = _hopper_clip(np.linspace(-2.5 * math.pi, -3.5 * math.pi, 40), np.full(40, 1.5))  # 1 whole turn done
+    np.testing.assert_allclose(later_turns_pay_less(second), no_hang(second))
+    fourth = _hopper_clip(np.linspace(-6.5 * math.pi, -7.5 * math.pi, 40), np.full(40, 1.5))  # 3 whole turns done
+    np.testing.assert_allclose(later_turns_pay_less(fourth)[1:-1], 0.5 * no_hang(fourth)[1:-1])
+    stand = _hopper_clip(np.full(60, -2 * math.pi), np.full(60, 1.25))
+    np.testing.assert_allclose(later_turns_pay_less(stand), no_hang(stand))
