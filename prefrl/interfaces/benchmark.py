@@ -54,20 +54,24 @@ each time; -sync blocks the agent on every fit; -process fits in a process of it
 -allframes reads every frame of an image clip per gradient step."""
 
 
+NUMBER_SUFFIXES: tuple[tuple[str, Callable[[TrainConfig, float], TrainConfig]], ...] = (
+    (r"-paced(\d*\.?\d+)s$", lambda c, v: replace(c, teacher_params=replace(c.teacher_params, seconds_per_label=v))),
+    (r"-decay(\d*\.?\d+)$", lambda c, v: replace(c, queries=replace(c.queries, decay=v))),
+)
+"""Arm suffixes that carry a number (a pattern whose group is the number, and where it goes), outermost first."""
+
+
 def arm_config(base: TrainConfig, arm: str) -> TrainConfig:
     """The config of an arm: "true", or TEACHER-LABELS[-SELECTION][-sync][-fitall][-decayT0][-pacedNs] (see
     ARM_SUFFIXES; -decay0.02 sets --queries.decay; -paced3s makes the teacher answer at a person's pace, 3 s a label,
     --teacher-params.seconds-per-label, so the run waits for its answers as it would for a person's)."""
     if arm == "true":
         return replace(base, reward="true")
-    paced = re.search(r"-paced(\d*\.?\d+)s$", arm)
-    if paced is not None:
-        base = replace(base, teacher_params=replace(base.teacher_params, seconds_per_label=float(paced.group(1))))
-        arm = arm[:paced.start()]
-    decay = re.search(r"-decay(\d*\.?\d+)$", arm)
-    if decay is not None:
-        base = replace(base, queries=replace(base.queries, decay=float(decay.group(1))))
-        arm = arm[:decay.start()]
+    for pattern, set_value in NUMBER_SUFFIXES:  # outermost first
+        found = re.search(pattern, arm)
+        if found is not None:
+            base = set_value(base, float(found.group(1)))
+            arm = arm[:found.start()]
     for suffix, change in ARM_SUFFIXES.items():
         if arm.endswith(suffix):
             own = {k: v for k, v in change.items() if k in TrainConfig.__dataclass_fields__}
