@@ -6,8 +6,8 @@
        b. the teacher answers (through the store; a person is waited for where the loop must),
        c. the reward model is refitted on every label so far;
     3. the final agent is scored on the true reward, and a report and a video are written.
-Whenever an evaluation (during training with --eval-every, and the final one) beats every earlier one, that agent is
-kept in RUN/best.
+With --eval-every, whenever an evaluation (along the way, or the final one) beats every earlier one, that agent is kept
+in RUN/best.
 
 The parts are built in `prefrl.session`; the label machinery (what is due, ask, answer, refit) is
 `prefrl.core.labels.Preferences`.
@@ -79,7 +79,8 @@ def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
 
         # Stage 3: the final agent scored on the true reward; the report and a video.
         final = s.score()
-        s.keep_if_best(final)
+        if cfg.eval_every > 0:  # without evaluations along the way the best agent is the final one, in agent/
+            s.keep_if_best(final)
         summary = {"env": cfg.env, "reward": cfg.reward, "teacher": cfg.teacher, "seed": cfg.seed,
                    "env_steps": wrapper.env_step, "labels": s.labels(), "final_true_return": final,
                    "random_return": s.random_score(), "absorbing_reward": s.absorbing_reward(),
