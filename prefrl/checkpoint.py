@@ -49,14 +49,15 @@ def save(run: RunDir, agent: PPO, outer: VecEnv, reward: tuple[dict[str, Any], d
 def save_best(run: RunDir, agent: PPO, outer: VecEnv, score: float, env_step: int, labels: int) -> bool:
     """Keep the agent (and its normaliser) in RUN/best when `score`, an evaluation's, beats every earlier one of the
     run; its score, step and labels go into state.json's "best". Returns whether it was kept."""
-    best = run.read_state().get("best")
+    state = run.read_state()
+    best = state.get("best")
     if score != score or (best is not None and score <= best["eval_return"]):  # NaN never beats anything
         return False
     run.best.mkdir(exist_ok=True)
     _atomic(run.best / AGENT, agent.save)
     if isinstance(outer, VecNormalize):
         _atomic(run.best / NORMALISER, lambda tmp: outer.save(str(tmp)))
-    run.write_state({**run.read_state(), "best": {"eval_return": score, "env_steps": env_step, "labels": labels}})
+    run.write_state({**state, "best": {"eval_return": score, "env_steps": env_step, "labels": labels}})
     return True
 
 

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 from prefrl.config import TrainConfig
 from prefrl.core.store import open_store
 from prefrl.errors import PrefrlError
@@ -88,11 +90,10 @@ class RunDir:
         known = run.store.exists() or cfg.store and cfg.env
         imported = open_store(run.path, cfg.store, cfg.env).env_id if known else None
         cfg = dataclasses.replace(cfg, env=cfg.env or imported or DEFAULT_ENV, out=run.path)
-        env = make_env(cfg.env_id)  # an unknown env id fails here, before anything is written
+        # An unknown env id, or keyword arguments it does not take, fail here, before anything is written.
+        env = _training_env(cfg.env_id, cfg.train_env_kwargs)
         clip = cfg.queries.clip_length or clip_steps(env, cfg.person_paced, cfg.queries.clip_seconds)
         env.close()
-        if cfg.train_env_kwargs:  # and so do keyword arguments the env does not take
-            _check_env_kwargs(cfg.env_id, cfg.train_env_kwargs)
         return run, dataclasses.replace(cfg, queries=dataclasses.replace(cfg.queries, clip_length=clip))
 
     @classmethod
@@ -131,12 +132,15 @@ class RunDir:
                     for r in csv.DictReader(f) if None not in r.values() and None not in r]
 
 
-def _check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+def _training_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
+    """One copy of the env as the agent will train in it (`--train-env-kwargs`), or one clear error."""
+    if not kwargs:
+        return make_env(env_id)
     if atari.is_atari_id(env_id):
         raise PrefrlError(f"--train-env-kwargs is for envs made with gym.make or a factory, not Atari games "
                           f"({env_id}): drop it")
     try:
-        make_env(env_id, **kwargs).close()
+        return make_env(env_id, **kwargs)
     except (TypeError, ValueError) as e:
         given = " ".join(f"{k} {v}" for k, v in kwargs.items())
         raise PrefrlError(f"{env_id} cannot be made with --train-env-kwargs {given} ({e}): give only keyword "
