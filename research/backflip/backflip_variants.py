@@ -199,3 +199,28 @@ def later_turns_pay_less(clip: Clip) -> np.ndarray:
     qpos, qvel = clip_states(clip, HOPPER_NQ)
     rate = TURN_PAY / (1.0 + whole_turns(qpos[:, 2]))
     return no_hang(clip) + (rate - 1.0) * backward_rotation(qpos, qvel)
+
+
+LANDED_BONUS = 1.0
+"""What `flip_progress` adds for each step standing after a whole backward turn."""
+
+
+def turn_progress(angle: np.ndarray) -> np.ndarray:
+    """How far through one backward turn the torso is, 0 to 1, from its unwrapped hinge angle: 0 upright at the start
+    (or leaning forwards), 1/4 lying on its back, 1/2 upside down, 3/4 face down, 1 upright again after the turn;
+    past the turn it falls again (a second turn is no progress), so tumbling on earns less than landing."""
+    turned = -angle
+    return np.clip(np.minimum(turned, 4 * np.pi - turned), 0.0, 2 * np.pi) / (2 * np.pi)
+
+
+def flip_progress(clip: Clip) -> np.ndarray:
+    """A teacher who judges how far through a backflip the hopper has got, not how fast it turns: per step,
+    `turn_progress` of the torso (0 to 1), plus LANDED_BONUS for standing after the whole turn. Each step's score is
+    a function of two numbers in the observation (torso height and unwrapped angle), which a reward model can learn
+    from few labels; every pose along the flip (on its back, on its head, face down, up again) pays more than the one
+    before, so no resting place before the landing pays as much as going on; and the most an episode can earn is to
+    flip once and stand."""
+    qpos, _ = clip_states(clip, HOPPER_NQ)
+    turned = -qpos[:, 2]
+    landed = standing(qpos) & (turned > 2 * np.pi - 0.5) & (turned < 2 * np.pi + 0.5)
+    return turn_progress(qpos[:, 2]) + LANDED_BONUS * landed
