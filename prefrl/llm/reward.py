@@ -154,6 +154,9 @@ class TextBody(nn.Module):
         count = completion.sum(-1).clamp_min(1) if self.pool == "mean" else self.length - self.prompt_len
         return ((per_token * completion).sum(-1) / count).reshape(e, *lead)
 
+    def own_rates(self) -> list[tuple[nn.Parameter, float]]:
+        return []
+
     def penalised_weights(self) -> Iterator[torch.Tensor]:
         yield self.tok
         yield self.pos

@@ -138,3 +138,19 @@ def test_backflip_variant_later_turns_pay_less_pays_the_first_throw_and_not_the_
     np.testing.assert_allclose(later_turns_pay_less(fourth)[1:-1], 0.5 * no_hang(fourth)[1:-1])
     stand = _hopper_clip(np.full(60, -2 * math.pi), np.full(60, 1.25))
     np.testing.assert_allclose(later_turns_pay_less(stand), no_hang(stand))
+
+
+def test_backflip_variant_flip_progress_pays_each_pose_of_the_flip_more_and_a_tumble_less(monkeypatch):
+    """README.md, twelfth round: the teacher judges how far through one flip the hopper has got."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    from backflip_variants import flip_progress
+
+    poses = [0.0, -math.pi / 2, -math.pi, -3 * math.pi / 2]  # upright, on its back, on its head, face down
+    held = [flip_progress(_hopper_clip(np.full(50, a), np.full(50, 0.3))).sum() for a in poses]
+    assert held == sorted(held) and held[0] == 0.0
+    landed = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi, 100), np.full(100, -2 * math.pi)], np.full(200, 1.25))
+    tumble = _hopper_clip(np.linspace(0, -6 * math.pi, 200), np.full(200, 1.25))  # three turns, never stopping
+    np.testing.assert_allclose(flip_progress(landed)[100:], 2.0)  # a whole turn and standing after it
+    assert flip_progress(landed).sum() > 2 * flip_progress(tumble).sum()
+    face_down = _hopper_clip(np.full(200, -3 * math.pi / 2), np.full(200, 0.3))
+    assert flip_progress(landed).sum() > flip_progress(face_down).sum() + 50  # more than lying face down as long

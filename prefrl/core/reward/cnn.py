@@ -149,6 +149,9 @@ class CnnBody(nn.Module):
             outs.append(self._head(trunks, part[..., self.obs_dim:].float()))
         return torch.cat(outs, dim=1).reshape(x.shape[:-1])
 
+    def own_rates(self) -> list[tuple[nn.Parameter, float]]:
+        return []
+
     def penalised_weights(self) -> Iterator[torch.Tensor]:
         for m in self.modules():
             if isinstance(m, (EnsembleLinear, nn.Conv2d)):

@@ -137,6 +137,10 @@ class Body(Protocol):
         """The weights L2 applies to (biases are not penalised)."""
         ...
 
+    def own_rates(self) -> list[tuple[nn.Parameter, float]]:
+        """Parameters Adam fits at a learning rate of their own, with that rate (most bodies: none)."""
+        ...
+
 
 class RewardEnsemble(nn.Module):
     """`RewardModel` for any `Body`: members' outputs normalised over recent behaviour, then averaged; a learned
@@ -229,7 +233,7 @@ class RewardEnsemble(nn.Module):
         return sum((w**2).sum() for w in self._body().penalised_weights())  # type: ignore[return-value]
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        own: list[tuple[nn.Parameter, float]] = getattr(self.body, "own_rates", list)()
+        own = self._body().own_rates()
         mine = {id(p) for p, _ in own}
         return [{"params": [p for p in self.parameters() if id(p) not in mine], "lr": lr},
                 *({"params": [p], "lr": rate} for p, rate in own)]
