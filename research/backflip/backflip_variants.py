@@ -203,14 +203,18 @@ def later_turns_pay_less(clip: Clip) -> np.ndarray:
 
 LANDED_BONUS = 1.0
 """What `flip_progress` adds for each step standing after a whole backward turn."""
+PAST_THE_TURN = 0.25
+"""Where `turn_progress` peaks: this far (radians) past a whole turn, so the hopper that stands up again leans past
+upright rather than stopping short of it (`count_backflips` counts a flip only once the torso has turned 2 pi)."""
 
 
 def turn_progress(angle: np.ndarray) -> np.ndarray:
     """How far through one backward turn the torso is, 0 to 1, from its unwrapped hinge angle: 0 upright at the start
-    (or leaning forwards), 1/4 lying on its back, 1/2 upside down, 3/4 face down, 1 upright again after the turn;
-    past the turn it falls again (a second turn is no progress), so tumbling on earns less than landing."""
+    (or leaning forwards), about 1/4 lying on its back, 1/2 upside down, 3/4 face down, 1 upright again just past the
+    turn; further on it falls again (a second turn is no progress), so tumbling on earns less than landing."""
+    peak = 2 * np.pi + PAST_THE_TURN
     turned = -angle
-    return np.clip(np.minimum(turned, 4 * np.pi - turned), 0.0, 2 * np.pi) / (2 * np.pi)
+    return np.clip(np.minimum(turned, 2 * peak - turned), 0.0, peak) / peak
 
 
 def flip_progress(clip: Clip) -> np.ndarray:
@@ -222,5 +226,5 @@ def flip_progress(clip: Clip) -> np.ndarray:
     flip once and stand."""
     qpos, _ = clip_states(clip, HOPPER_NQ)
     turned = -qpos[:, 2]
-    landed = standing(qpos) & (turned > 2 * np.pi - 0.5) & (turned < 2 * np.pi + 0.5)
+    landed = standing(qpos) & (turned >= 2 * np.pi) & (turned < 2 * np.pi + 3 * PAST_THE_TURN)
     return turn_progress(qpos[:, 2]) + LANDED_BONUS * landed

@@ -148,7 +148,11 @@ def test_backflip_variant_flip_progress_pays_each_pose_of_the_flip_more_and_a_tu
     poses = [0.0, -math.pi / 2, -math.pi, -3 * math.pi / 2]  # upright, on its back, on its head, face down
     held = [flip_progress(_hopper_clip(np.full(50, a), np.full(50, 0.3))).sum() for a in poses]
     assert held == sorted(held) and held[0] == 0.0
-    landed = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi, 100), np.full(100, -2 * math.pi)], np.full(200, 1.25))
+    landed = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi - 0.25, 100), np.full(100, -2 * math.pi - 0.25)],
+                          np.full(200, 1.25))
+    short = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi + 0.2, 100), np.full(100, -2 * math.pi + 0.2)],
+                         np.full(200, 1.25))  # stands up again, but the scorer counts no flip: not paid as landed
+    assert flip_progress(short)[100:].max() < 1.0
     tumble = _hopper_clip(np.linspace(0, -6 * math.pi, 200), np.full(200, 1.25))  # three turns, never stopping
     np.testing.assert_allclose(flip_progress(landed)[100:], 2.0)  # a whole turn and standing after it
     assert flip_progress(landed).sum() > 2 * flip_progress(tumble).sum()
