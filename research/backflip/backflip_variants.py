@@ -228,3 +228,20 @@ def flip_progress(clip: Clip) -> np.ndarray:
     turned = -qpos[:, 2]
     landed = standing(qpos) & (turned >= 2 * np.pi) & (turned < 2 * np.pi + 3 * PAST_THE_TURN)
     return turn_progress(qpos[:, 2]) + LANDED_BONUS * landed
+
+
+RISE_PAY = 1.0
+"""What `flip_then_rise` pays a step for the torso's height once the hopper is past face down: from 0 at 0.3 m to
+RISE_PAY at 1.1 m (it stands at 1.25)."""
+
+
+def flip_then_rise(clip: Clip) -> np.ndarray:
+    """`flip_progress` plus pay for getting up once the hopper has turned past face down (three quarters of a turn,
+    up to the end of `flip_progress`'s landing): the torso's height, 0 at 0.3 m to RISE_PAY at 1.1 m, while the torso
+    points up. Under `flip_progress` PPO turned over and then sat or crouched near upright at 0.2 to 0.7 m, short of
+    the 0.8 m `count_backflips` calls standing (README.md, twelfth round): nothing paid the last part of the way up."""
+    qpos, _ = clip_states(clip, HOPPER_NQ)
+    turned = -qpos[:, 2]
+    over = (turned >= 1.5 * np.pi) & (turned < 2 * np.pi + 3 * PAST_THE_TURN) & (tilt(qpos[:, 2]) < np.pi / 2)
+    height = np.clip((qpos[:, 1] - 0.3) / 0.8, 0.0, 1.0)
+    return flip_progress(clip) + RISE_PAY * height * over

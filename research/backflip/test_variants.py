@@ -158,3 +158,18 @@ def test_backflip_variant_flip_progress_pays_each_pose_of_the_flip_more_and_a_tu
     assert flip_progress(landed).sum() > 2 * flip_progress(tumble).sum()
     face_down = _hopper_clip(np.full(200, -3 * math.pi / 2), np.full(200, 0.3))
     assert flip_progress(landed).sum() > flip_progress(face_down).sum() + 50  # more than lying face down as long
+
+
+def test_backflip_variant_flip_then_rise_pays_getting_up_after_the_turn_only(monkeypatch):
+    """README.md, twelfth round: height pays once the hopper is past face down, not before the flip."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    from backflip_variants import flip_progress, flip_then_rise
+
+    start = _hopper_clip(np.zeros(50), np.full(50, 1.25))
+    np.testing.assert_allclose(flip_then_rise(start), flip_progress(start))  # standing before the flip: nothing
+    angle = np.full(50, -2 * math.pi - 0.1)
+    sit, crouch = _hopper_clip(angle, np.full(50, 0.25)), _hopper_clip(angle, np.full(50, 0.7))
+    stand = _hopper_clip(angle, np.full(50, 1.25))
+    gains = [(flip_then_rise(c) - flip_progress(c)).mean() for c in (sit, crouch, stand)]
+    np.testing.assert_allclose(gains, [0.0, 0.5, 1.0])
+    assert flip_then_rise(stand).sum() > flip_then_rise(crouch).sum() > flip_then_rise(sit).sum()
