@@ -235,13 +235,26 @@ RISE_PAY = 1.0
 RISE_PAY at 1.1 m (it stands at 1.25)."""
 
 
+def _rise(qpos: np.ndarray, floor: float) -> np.ndarray:
+    """The torso's height from `floor` (0) to 1.1 m (1) while the hopper is past face down and up to the end of
+    `flip_progress`'s landing, with the torso pointing up; 0 elsewhere."""
+    turned = -qpos[:, 2]
+    over = (turned >= 1.5 * np.pi) & (turned < 2 * np.pi + 3 * PAST_THE_TURN) & (tilt(qpos[:, 2]) < np.pi / 2)
+    return np.clip((qpos[:, 1] - floor) / (1.1 - floor), 0.0, 1.0) * over
+
+
 def flip_then_rise(clip: Clip) -> np.ndarray:
     """`flip_progress` plus pay for getting up once the hopper has turned past face down (three quarters of a turn,
     up to the end of `flip_progress`'s landing): the torso's height, 0 at 0.3 m to RISE_PAY at 1.1 m, while the torso
     points up. Under `flip_progress` PPO turned over and then sat or crouched near upright at 0.2 to 0.7 m, short of
     the 0.8 m `count_backflips` calls standing (README.md, twelfth round): nothing paid the last part of the way up."""
     qpos, _ = clip_states(clip, HOPPER_NQ)
-    turned = -qpos[:, 2]
-    over = (turned >= 1.5 * np.pi) & (turned < 2 * np.pi + 3 * PAST_THE_TURN) & (tilt(qpos[:, 2]) < np.pi / 2)
-    height = np.clip((qpos[:, 1] - 0.3) / 0.8, 0.0, 1.0)
-    return flip_progress(clip) + RISE_PAY * height * over
+    return flip_progress(clip) + RISE_PAY * _rise(qpos, floor=0.3)
+
+
+def flip_then_stand(clip: Clip) -> np.ndarray:
+    """`flip_then_rise` with the height paid from the floor up (0 m), not from 0.3 m: under `flip_then_rise` PPO sat
+    upright after the turn at 0.25 m, where the height earned nothing and so showed no way up (README.md, twelfth
+    round)."""
+    qpos, _ = clip_states(clip, HOPPER_NQ)
+    return flip_progress(clip) + RISE_PAY * _rise(qpos, floor=0.0)

@@ -163,7 +163,7 @@ def test_backflip_variant_flip_progress_pays_each_pose_of_the_flip_more_and_a_tu
 def test_backflip_variant_flip_then_rise_pays_getting_up_after_the_turn_only(monkeypatch):
     """README.md, twelfth round: height pays once the hopper is past face down, not before the flip."""
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
-    from backflip_variants import flip_progress, flip_then_rise
+    from backflip_variants import flip_progress, flip_then_rise, flip_then_stand
 
     start = _hopper_clip(np.zeros(50), np.full(50, 1.25))
     np.testing.assert_allclose(flip_then_rise(start), flip_progress(start))  # standing before the flip: nothing
@@ -173,3 +173,6 @@ def test_backflip_variant_flip_then_rise_pays_getting_up_after_the_turn_only(mon
     gains = [(flip_then_rise(c) - flip_progress(c)).mean() for c in (sit, crouch, stand)]
     np.testing.assert_allclose(gains, [0.0, 0.5, 1.0])
     assert flip_then_rise(stand).sum() > flip_then_rise(crouch).sum() > flip_then_rise(sit).sum()
+    sit_gain = (flip_then_stand(sit) - flip_progress(sit)).mean()  # from the floor up: sitting shows the way up
+    np.testing.assert_allclose(sit_gain, 0.25 / 1.1)
+    np.testing.assert_allclose(flip_then_stand(start), flip_progress(start))
