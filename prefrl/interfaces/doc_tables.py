@@ -240,6 +240,8 @@ _HC_S23 = "docs/benchmark-results-hc-s23-cpu.jsonl"
 _LINSQ_ANT_S23 = "docs/benchmark-results-linsquares-ant-s23-cpu.jsonl"
 _LINSQ_HC_S23 = "docs/benchmark-results-linsquares-hc-s23-cpu.jsonl"
 _LINSQ_WALKER_S23 = "docs/benchmark-results-linsquares-walker-s23-cpu.jsonl"
+_LINSQ_HR_S25 = "docs/benchmark-results-linsquares-hr-s25-cpu.jsonl"
+_LINSQ_WALKER_S25 = "docs/benchmark-results-linsquares-walker-s25-cpu.jsonl"
 _NOT_ANT = tuple(e for e in SUITES["mujoco"].steps if e != "Ant-v5")
 _150K = ("docs/benchmark-results-halfcheetah.jsonl", "docs/benchmark-results-hopper-walker.jsonl",
          "docs/benchmark-results-selection.jsonl")
@@ -293,6 +295,10 @@ DOC_TABLES = {
                                   ("true", "oracle-700", "oracle-700-linsquares"), envs=("HalfCheetah-v5", "Ant-v5")),
     "linsquares-walker2d": DocTable((_COST_1M_S21, _LINSQ_WALKER_S23), ("true", "oracle-700", "oracle-700-linsquares"),
                                     envs=("Walker2d-v5",)),
+    "linsquares-hopper": DocTable((_COST_1M_S21, _LINSQ_HR_S25), ("true", "oracle-700", "oracle-700-linsquares"),
+                                  envs=("Hopper-v5",)),
+    "linsquares-walker2d-s25": DocTable((_COST_1M_S21, _LINSQ_WALKER_S23, _LINSQ_WALKER_S25),
+                                        ("true", "oracle-700", "oracle-700-linsquares"), envs=("Walker2d-v5",)),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
 }
