@@ -222,8 +222,9 @@ def flip_progress(clip: Clip) -> np.ndarray:
     `turn_progress` of the torso (0 to 1), plus LANDED_BONUS for standing after the whole turn. Each step's score is
     a function of two numbers in the observation (torso height and unwrapped angle), which a reward model can learn
     from few labels; every pose along the flip (on its back, on its head, face down, up again) pays more than the one
-    before, so no resting place before the landing pays as much as going on; and the most an episode can earn is to
-    flip once and stand."""
+    before, so no resting place before the landing pays as much as going on, where going on is possible (PPO found
+    a fold at the hip that turns the torso over on the ground and ends kneeling, from which it found no way up:
+    README.md, twelfth round); and the most an episode can earn is to flip once and stand."""
     qpos, _ = clip_states(clip, HOPPER_NQ)
     turned = -qpos[:, 2]
     landed = standing(qpos) & (turned >= 2 * np.pi) & (turned < 2 * np.pi + 3 * PAST_THE_TURN)
