@@ -206,6 +206,8 @@ LANDED_BONUS = 1.0
 PAST_THE_TURN = 0.25
 """Where `turn_progress` peaks: this far (radians) past a whole turn, so the hopper that stands up again leans past
 upright rather than stopping short of it (`count_backflips` counts a flip only once the torso has turned 2 pi)."""
+LANDING_ENDS = 2 * np.pi + 3 * PAST_THE_TURN
+"""How far the torso may have turned (radians) for `flip_progress` to pay standing as a landing, and `_rise` height."""
 
 
 def turn_progress(angle: np.ndarray) -> np.ndarray:
@@ -227,7 +229,7 @@ def flip_progress(clip: Clip) -> np.ndarray:
     README.md, twelfth round); and the most an episode can earn is to flip once and stand."""
     qpos, _ = clip_states(clip, HOPPER_NQ)
     turned = -qpos[:, 2]
-    landed = standing(qpos) & (turned >= 2 * np.pi) & (turned < 2 * np.pi + 3 * PAST_THE_TURN)
+    landed = standing(qpos) & (turned >= 2 * np.pi) & (turned < LANDING_ENDS)
     return turn_progress(qpos[:, 2]) + LANDED_BONUS * landed
 
 
@@ -240,7 +242,7 @@ def _rise(qpos: np.ndarray, floor: float) -> np.ndarray:
     """The torso's height from `floor` (0) to 1.1 m (1) while the hopper is past face down and up to the end of
     `flip_progress`'s landing, with the torso pointing up; 0 elsewhere."""
     turned = -qpos[:, 2]
-    over = (turned >= 1.5 * np.pi) & (turned < 2 * np.pi + 3 * PAST_THE_TURN) & (tilt(qpos[:, 2]) < np.pi / 2)
+    over = (turned >= 1.5 * np.pi) & (turned < LANDING_ENDS) & (tilt(qpos[:, 2]) < np.pi / 2)
     return np.clip((qpos[:, 1] - floor) / (1.1 - floor), 0.0, 1.0) * over
 
 
