@@ -28,20 +28,37 @@ class HopperBackflipEnv(HopperEnv):
     SCORES = {"prefrl_no_reward": True, "prefrl_score": "prefrl.envs.backflip:backflip_score",
               "prefrl_episode_score": "prefrl.envs.backflip:count_backflips"}
 
-    def __init__(self, cut_after_lying: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, cut_after_lying: int | None = None, fallen_starts: float = 0.0, **kwargs: Any) -> None:
         """`cut_after_lying`: end the episode (truncated, not terminated) once the hopper has been lying (see `lying`)
         for this many steps in a row. A fallen hopper rarely gets up, so an uncut episode after a failed attempt is
         up to 900 steps of lying that teach nothing and that no person wants to watch; cut, a run sees several
-        times more attempts for its steps. For training only (`prefrl train --train-env-kwargs cut_after_lying
-        200`): evaluations play whole episodes. Default None: never cut."""
+        times more attempts for its steps. Default None: never cut.
+
+        `fallen_starts`: the share of episodes that start on the floor part-way through a backward turn (see
+        `fallen_pose`) instead of standing. Landing is the step no agent finds by chance: after a throw it lies,
+        and from lying nothing it tries pays until it stands. Started where a failed flip ends, it practises
+        getting from there onto its foot. Default 0: every episode starts standing.
+
+        Both are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 fallen_starts 0.5`):
+        evaluations play whole episodes from standing."""
         if cut_after_lying is not None and cut_after_lying < 1:
             raise ValueError(f"cut_after_lying must be a positive number of steps (got {cut_after_lying}): "
                              "leave it out to never cut")
+        if not 0.0 <= fallen_starts <= 1.0:
+            raise ValueError(f"fallen_starts is a share of episodes, from 0 to 1 (got {fallen_starts})")
         kwargs = {"forward_reward_weight": 0.0, "healthy_reward": 0.0, "terminate_when_unhealthy": False, **kwargs}
         super().__init__(**kwargs)
         self.metadata = {**self.metadata, **self.SCORES}  # MujocoEnv sets metadata in __init__
         self.cut_after_lying = cut_after_lying
+        self.fallen_starts = fallen_starts
         self._lying_steps = 0
+
+    def reset_model(self) -> Any:
+        obs = super().reset_model()  # standing, with the env's reset noise
+        if self.fallen_starts and self.np_random.random() < self.fallen_starts:
+            self.set_state(fallen_pose(self.model, self.data, self.np_random), np.zeros(self.model.nv))
+            obs = self._get_obs()
+        return obs
 
     def reset(self, *args: Any, **kwargs: Any) -> Any:
         self._lying_steps = 0
@@ -54,6 +71,23 @@ class HopperBackflipEnv(HopperEnv):
             self._lying_steps = self._lying_steps + 1 if down else 0
             truncated = truncated or self._lying_steps >= self.cut_after_lying
         return obs, reward, terminated, truncated, info
+
+
+def fallen_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> np.ndarray:
+    """A hopper qpos part-way through a backward turn and on the floor: the torso's angle uniform from a quarter
+    turn back (on its back) to nearly a whole turn (-0.5*pi to -1.95*pi), each leg joint uniform over its range,
+    and the body lowered until its lowest point touches the floor. `data` is overwritten."""
+    qpos = np.zeros(model.nq)
+    qpos[2] = rng.uniform(-1.95 * math.pi, -0.5 * math.pi)
+    low, high = model.jnt_range[3:HOPPER_NQ].T
+    qpos[3:HOPPER_NQ] = rng.uniform(low, high)
+    data.qpos[:] = qpos
+    mujoco.mj_kinematics(model, data)
+    body = [g for g in range(model.ngeom) if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_CAPSULE]
+    axis_z = np.abs(data.geom_xmat[body].reshape(-1, 3, 3)[:, 2, 2])  # the capsule's axis is its local z
+    lowest = np.min(data.geom_xpos[body, 2] - axis_z * model.geom_size[body, 1] - model.geom_size[body, 0])
+    qpos[1] -= lowest - 0.005  # qpos[1] is the torso's height: lift or lower the body as one
+    return qpos
 
 
 class HalfCheetahOneLegEnv(HalfCheetahEnv):

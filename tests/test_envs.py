@@ -18,6 +18,7 @@ from prefrl.envs.backflip import (
     landed_backflips,
     lying,
     one_leg_score,
+    standing,
 )
 from prefrl.errors import PrefrlError
 from prefrl.gym.environments import make_env, score_functions
@@ -171,6 +172,24 @@ def test_backflip_practice_episodes_end_after_lying_while_evaluations_play_them_
         RunDir.check(TrainConfig(env="prefrl/HopperBackflip-v0", train_env_kwargs={"cut_after_lie": 40},
                                  out=tmp_path / "typo"))
     assert not (tmp_path / "typo").exists()
+
+
+def test_backflip_practice_episodes_can_start_where_a_failed_flip_ends():
+    fallen = make_env("prefrl/HopperBackflip-v0", fallen_starts=1.0)
+    for seed in range(8):
+        fallen.reset(seed=seed)
+        qpos = fallen.unwrapped.data.qpos.copy()
+        assert -1.95 * math.pi <= qpos[2] <= -0.5 * math.pi  # part-way through a backward turn
+        assert qpos[1] < 1.0 and not standing(qpos[None, :HOPPER_NQ])[0]
+        fallen.step(np.zeros(3))  # resting on the floor, not dropped from a height nor pushed up out of it
+        assert np.abs(fallen.unwrapped.data.qvel[:2]).max() < 1.0
+    mixed = make_env("prefrl/HopperBackflip-v0", fallen_starts=0.5)
+    starts = [mixed.reset(seed=seed)[0] for seed in range(40)]
+    upright = sum(abs(obs[1]) < 0.1 for obs in starts)  # obs[1] is the torso's angle
+    assert 10 < upright < 30
+    assert all(abs(make_env("prefrl/HopperBackflip-v0").reset(seed=seed)[0][1]) < 0.1 for seed in range(5))
+    with pytest.raises(ValueError, match="share of episodes, from 0 to 1"):
+        make_env("prefrl/HopperBackflip-v0", fallen_starts=50)
 
 
 def test_an_env_named_episode_measure_is_kept_under_another_teacher_score():
