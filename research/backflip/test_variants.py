@@ -176,3 +176,18 @@ def test_backflip_variant_flip_then_rise_pays_getting_up_after_the_turn_only(mon
     sit_gain = (flip_then_stand(sit) - flip_progress(sit)).mean()  # from the floor up: sitting shows the way up
     np.testing.assert_allclose(sit_gain, 0.25 / 1.1)
     np.testing.assert_allclose(flip_then_stand(start), flip_progress(start))
+
+
+def test_one_flip_pays_the_first_turn_and_the_landing_but_not_a_second_turn():
+    from backflip_variants import LANDED_STANDING, one_flip
+
+    turn = np.linspace(0, -2 * math.pi, 100)  # 0.063 rad a step, torso up at 1.0 m
+    flip_and_stand = _hopper_clip(np.r_[turn, np.full(100, -2 * math.pi)], np.r_[np.full(100, 1.0), np.full(100, 1.25)])
+    tumble = _hopper_clip(np.r_[turn, turn - 2 * math.pi], np.full(200, 0.7))  # up, never standing
+    score_flip, score_tumble = one_flip(flip_and_stand), one_flip(tumble)
+    np.testing.assert_allclose(score_flip[:90], backflip_score(flip_and_stand)[:90])  # the turn: as shipped
+    np.testing.assert_allclose(score_flip[101:], LANDED_STANDING)  # standing after it
+    assert np.allclose(score_tumble[101:], 0.0) and backflip_score(tumble)[101:].sum() > 6  # a second turn: nothing
+    assert score_flip.sum() > score_tumble.sum() + 9
+    lying_after = _hopper_clip(np.r_[turn, np.full(100, -2 * math.pi)], np.r_[np.full(100, 1.0), np.full(100, 0.3)])
+    np.testing.assert_allclose(one_flip(lying_after)[101:], -0.05)
