@@ -275,3 +275,15 @@ def one_flip(clip: Clip) -> np.ndarray:
     landed = LANDED_STANDING * (whole_turns(qpos[:, 2]) >= 1) * standing(qpos)
     down = lying(qpos) | hanging(qpos, qvel)
     return np.where(first_turn, rotation, np.minimum(rotation, 0.0)) + landed - 0.05 * down
+
+
+def one_flip_or_nothing(clip: Clip) -> np.ndarray:
+    """`one_flip` with every step before the first whole turn charged as lying is (0.05), standing still included:
+    a teacher who is shown a hopper standing and wants a flip. Under `one_flip` the preference models paid
+    standing before a flip (which scores 0, a step above lying) as much as or more than standing after one (0.1):
+    they learned "upright and tall is good" from the many pairs of standing against lying, and few clips showed
+    a landing (README.md, thirteenth round). Here standing before the turn scores as lying does, so upright pays
+    only after a flip, and the fast turn still pays more than its charge."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    not_yet = (whole_turns(qpos[:, 2]) < 1) & ~lying(qpos) & ~hanging(qpos, qvel)  # those are charged already
+    return one_flip(clip) - 0.05 * not_yet

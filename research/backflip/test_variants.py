@@ -191,3 +191,17 @@ def test_one_flip_pays_the_first_turn_and_the_landing_but_not_a_second_turn():
     assert score_flip.sum() > score_tumble.sum() + 9
     lying_after = _hopper_clip(np.r_[turn, np.full(100, -2 * math.pi)], np.r_[np.full(100, 1.0), np.full(100, 0.3)])
     np.testing.assert_allclose(one_flip(lying_after)[101:], -0.05)
+
+
+def test_one_flip_or_nothing_charges_standing_before_the_flip_as_lying():
+    from backflip_variants import LANDED_STANDING, one_flip, one_flip_or_nothing
+
+    still = _hopper_clip(np.zeros(50), np.full(50, 1.25))
+    lying_still = _hopper_clip(np.zeros(50), np.full(50, 0.3))
+    np.testing.assert_allclose(one_flip_or_nothing(still), one_flip_or_nothing(lying_still))  # both -0.05
+    np.testing.assert_allclose(one_flip_or_nothing(still), -0.05)
+    turn = np.linspace(0, -2 * math.pi, 100)
+    landed = _hopper_clip(np.r_[turn, np.full(100, -2 * math.pi)], np.r_[np.full(100, 0.7), np.full(100, 1.25)])
+    np.testing.assert_allclose(one_flip_or_nothing(landed)[101:], LANDED_STANDING)  # after the flip: as one_flip
+    np.testing.assert_allclose(one_flip_or_nothing(landed)[5:90], one_flip(landed)[5:90] - 0.05)
+    assert one_flip_or_nothing(landed)[5:90].min() > 0  # the fast turn pays more than its charge
