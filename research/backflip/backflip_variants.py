@@ -263,18 +263,26 @@ def flip_then_stand(clip: Clip) -> np.ndarray:
     return flip_progress(clip) + RISE_PAY * _rise(qpos, floor=0.0)
 
 
+def _one_flip(clip: Clip, waiting_cost: float) -> np.ndarray:
+    """`one_flip`, with every step before the first whole turn that is neither lying nor hanging (those are charged
+    already) charged `waiting_cost`."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    rotation = backward_rotation(qpos, qvel)
+    first_turn = -qpos[:, 2] < 2 * np.pi
+    turned = whole_turns(qpos[:, 2]) >= 1
+    down = lying(qpos) | hanging(qpos, qvel)
+    landed = LANDED_STANDING * turned * standing(qpos)
+    waiting = ~turned & ~down
+    return np.where(first_turn, rotation, np.minimum(rotation, 0.0)) + landed - 0.05 * down - waiting_cost * waiting
+
+
 def one_flip(clip: Clip) -> np.ndarray:
     """A teacher who wants one backflip and then standing: the shipped score's backward rotation (while the torso
     is up) paid only during the first whole turn, standing after it paid LANDED_STANDING a step, lying and hanging
     upside down charged 0.05 a step. Under the shipped score, PPO trained with `fallen_starts` learned to get up and
     then tumbled on, each further turn paid as the first (README.md, thirteenth round); here a second turn earns
     nothing and landing is the only way to earn more after the first."""
-    qpos, qvel = clip_states(clip, HOPPER_NQ)
-    rotation = backward_rotation(qpos, qvel)
-    first_turn = -qpos[:, 2] < 2 * np.pi
-    landed = LANDED_STANDING * (whole_turns(qpos[:, 2]) >= 1) * standing(qpos)
-    down = lying(qpos) | hanging(qpos, qvel)
-    return np.where(first_turn, rotation, np.minimum(rotation, 0.0)) + landed - 0.05 * down
+    return _one_flip(clip, waiting_cost=0.0)
 
 
 def one_flip_or_nothing(clip: Clip) -> np.ndarray:
@@ -284,6 +292,4 @@ def one_flip_or_nothing(clip: Clip) -> np.ndarray:
     they learned "upright and tall is good" from the many pairs of standing against lying, and few clips showed
     a landing (README.md, thirteenth round). Here standing before the turn scores as lying does, so upright pays
     only after a flip, and the fast turn still pays more than its charge."""
-    qpos, qvel = clip_states(clip, HOPPER_NQ)
-    not_yet = (whole_turns(qpos[:, 2]) < 1) & ~lying(qpos) & ~hanging(qpos, qvel)  # those are charged already
-    return one_flip(clip) - 0.05 * not_yet
+    return _one_flip(clip, waiting_cost=0.05)
