@@ -12,6 +12,7 @@ from prefrl.envs.backflip import (
     CHEETAH_NQ,
     HOPPER_DT,
     HOPPER_NQ,
+    LANDED_STANDING,
     backflip_score,
     count_backflips,
     front_foot_height,
@@ -76,23 +77,29 @@ def test_backflip_scorer_counts_landed_backward_rotations():
     assert count_backflips(forward) == 0
     crashed = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.r_[np.full(100, 1.5), np.full(60, 0.3)])
     assert count_backflips(crashed) == 0
-    # the per-step score the teacher sums prefers a flip in the air, then standing still, then turning
-    # forwards; rolling backwards on the ground pays nothing and lying there costs
+    # the per-step score the teacher sums prefers a flip in the air and a landing, then standing still, then
+    # turning forwards; rolling backwards on the ground pays nothing and lying there costs
     still = _hopper_clip(np.zeros(160), np.full(160, 1.25))
     rolled = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.full(160, 0.3))
-    scores = [backflip_score(c).sum() for c in (landed, still, forward, rolled)]
-    assert scores == sorted(scores, reverse=True) and scores[3] == pytest.approx(-0.05 * 160)
-    # one full backward turn (2*pi) plus the standing bonus for at most every step
-    assert 2 * math.pi + 0.02 * 60 - 0.1 < scores[0] < 2 * math.pi + 0.02 * 160
-    # standing pays only after whole backward turns, 0.02 a step for each; a headstand counts as lying
+    scores = [backflip_score(c).sum() for c in (landed, still, forward)]
+    assert scores == sorted(scores, reverse=True) and backflip_score(rolled).sum() == pytest.approx(-0.05 * 160)
+    # one full backward turn (2*pi), then LANDED_STANDING for each of the 60 steps standing
+    assert 2 * math.pi + 60 * LANDED_STANDING - 0.2 < scores[0] < 2 * math.pi + 60 * LANDED_STANDING + 0.01
+    # standing pays only after a whole backward turn, and no more after two; a headstand costs as lying does
     assert backflip_score(still).max() == 0
     for turns in (1, 2):
         after = _hopper_clip(np.full(10, -2 * math.pi * turns), np.full(10, 1.25))
-        np.testing.assert_allclose(backflip_score(after), 0.02 * turns)
+        np.testing.assert_allclose(backflip_score(after), LANDED_STANDING)
     headstand = _hopper_clip(np.full(10, -math.pi), np.full(10, 0.6))
+    hang = _hopper_clip(np.full(10, -math.pi), np.full(10, 0.9))  # upside down off the ground, not turning
     crouch = _hopper_clip(np.zeros(10), np.full(10, 0.6))
     np.testing.assert_allclose(backflip_score(headstand), -0.05)
+    np.testing.assert_allclose(backflip_score(hang), -0.05)
     np.testing.assert_allclose(backflip_score(crouch), 0.0)
+    # only the first turn pays: a second one in the air (never standing) earns nothing, so landing pays more
+    tumble = _hopper_clip(np.r_[turn, turn - 2 * math.pi], np.full(200, 0.7))
+    assert backflip_score(tumble)[:98].sum() > 6 and np.allclose(backflip_score(tumble)[101:], 0.0)
+    assert scores[0] > backflip_score(tumble).sum() + 5
 
 
 def test_one_leg_scorer_rewards_forward_motion_with_the_front_foot_up():

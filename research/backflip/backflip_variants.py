@@ -9,7 +9,10 @@ Run from this folder, so that `backflip_variants` imports (prefrl puts the worki
 
 `hopper_cut_when_lying` is a custom env by factory path, so it takes SB3's default rollout: `--agent.n-steps 512`
 gives it HopperBackflip's preset. Session 4's runs used the score shipped then: add
-`--teacher-score backflip_variants:standing_bonus_from_the_start` to repeat them. None of these is shipped.
+`--teacher-score backflip_variants:standing_bonus_from_the_start` to repeat them; sessions 5 to 26 ran with
+`every_turn_pays` as the env's score (add `--teacher-score backflip_variants:every_turn_pays` to repeat them, and
+to the `--reward true` runs of those sessions). Since session 27 the env ships `one_flip` as its score
+(`backflip_score`). None of the others is shipped.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import numpy as np
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.core.data import Clip
 from prefrl.envs.backflip import (
-    HOPPER_DT,
     HOPPER_NQ,
+    LANDED_STANDING,
     LYING_HEIGHT,
     backflip_score,
     backward_rotation,
     clip_states,
+    hanging,
     lying,
+    slow_turn,
     standing,
     tilt,
     whole_turns,
@@ -109,7 +114,7 @@ FAST_TURN = 0.03
 
 
 def fast_turns(clip: Clip) -> np.ndarray:
-    """`backflip_score` with the rotation term paid only above FAST_TURN rad a step (the part above it), so
+    """`every_turn_pays` with the rotation term paid only above FAST_TURN rad a step (the part above it), so
     turning slowly over onto the head, which the preference-trained agents of session 5 learned, earns nothing.
     Turning forwards still costs, and standing and lying are scored as before."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
@@ -118,35 +123,26 @@ def fast_turns(clip: Clip) -> np.ndarray:
     return rotation - np.clip(rotation, 0.0, FAST_TURN) + standing_pay - 0.05 * lying(qpos)
 
 
-LANDED_STANDING = 0.1
-"""What `landing_pays` pays a step for standing, for each whole backward turn completed (the shipped score: 0.02)."""
-
-
 def landing_pays(clip: Clip) -> np.ndarray:
-    """`backflip_score` with standing after k whole backward turns paid LANDED_STANDING * k a step, five times
-    the shipped 0.02 * k. A 150-step clip that lands a flip and stands for 50 steps then outscores one that
-    creeps over onto the head and hangs there by about 5 more, where the shipped score gave it about 1 more."""
+    """`every_turn_pays` with standing after k whole backward turns paid LANDED_STANDING * k a step, five times
+    its 0.02 * k. A 150-step clip that lands a flip and stands for 50 steps then outscores one that
+    creeps over onto the head and hangs there by about 5 more, where `every_turn_pays` gave it about 1 more."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
     standing_pay = LANDED_STANDING * whole_turns(qpos[:, 2]) * standing(qpos)
     return backward_rotation(qpos, qvel) + standing_pay - 0.05 * lying(qpos)
 
 
-standing_after_turns = backflip_score
+def every_turn_pays(clip: Clip) -> np.ndarray:
+    """The env's score from session 5 to session 26: backward rotation of the torso (radians this step, at most
+    0.1) while the torso is above 0.6 m, every turn alike (turning forwards costs anywhere); plus 0.02 a step
+    standing for each whole backward turn completed since the start; minus 0.05 a step lying. The rounds of
+    README.md up to the thirteenth call it "the shipped score"."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    return backward_rotation(qpos, qvel) + 0.02 * whole_turns(qpos[:, 2]) * standing(qpos) - 0.05 * lying(qpos)
+
+
+standing_after_turns = every_turn_pays
 """The name session 5's runs gave the score (their config.json records it) before it was shipped."""
-
-
-HANG_TURN = 0.02
-"""Backward rotation per step (rad) below which an upside-down hopper counts as hanging there (`no_hang`)."""
-
-
-def slow_turn(qvel: np.ndarray) -> np.ndarray:
-    """Turning backwards slower than HANG_TURN rad a step (or forwards)."""
-    return -qvel[:, 2] * HOPPER_DT < HANG_TURN
-
-
-def hanging(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
-    """Torso more than 90 degrees from upright, off the ground (not lying), and turning slowly."""
-    return (tilt(qpos[:, 2]) > np.pi / 2) & ~lying(qpos) & slow_turn(qvel)
 
 
 def no_hang(clip: Clip) -> np.ndarray:
@@ -175,7 +171,7 @@ def no_rest(clip: Clip) -> np.ndarray:
 
 
 TURN_PAY = 2.0
-"""What `attempts_pay` pays for each radian of backward rotation (the shipped score and `no_hang`: 1)."""
+"""What `attempts_pay` pays for each radian of backward rotation (`every_turn_pays` and `no_hang`: 1)."""
 
 
 def attempts_pay(clip: Clip) -> np.ndarray:
@@ -263,26 +259,13 @@ def flip_then_stand(clip: Clip) -> np.ndarray:
     return flip_progress(clip) + RISE_PAY * _rise(qpos, floor=0.0)
 
 
-def _one_flip(clip: Clip, waiting_cost: float) -> np.ndarray:
-    """`one_flip`, with every step before the first whole turn that is neither lying nor hanging (those are charged
-    already) charged `waiting_cost`."""
-    qpos, qvel = clip_states(clip, HOPPER_NQ)
-    rotation = backward_rotation(qpos, qvel)
-    first_turn = -qpos[:, 2] < 2 * np.pi
-    turned = whole_turns(qpos[:, 2]) >= 1
-    down = lying(qpos) | hanging(qpos, qvel)
-    landed = LANDED_STANDING * turned * standing(qpos)
-    waiting = ~turned & ~down
-    return np.where(first_turn, rotation, np.minimum(rotation, 0.0)) + landed - 0.05 * down - waiting_cost * waiting
-
-
-def one_flip(clip: Clip) -> np.ndarray:
-    """A teacher who wants one backflip and then standing: the shipped score's backward rotation (while the torso
-    is up) paid only during the first whole turn, standing after it paid LANDED_STANDING a step, lying and hanging
-    upside down charged 0.05 a step. Under the shipped score, PPO trained with `fallen_starts` learned to get up and
-    then tumbled on, each further turn paid as the first (README.md, thirteenth round); here a second turn earns
-    nothing and landing is the only way to earn more after the first."""
-    return _one_flip(clip, waiting_cost=0.0)
+one_flip = backflip_score
+"""A teacher who wants one backflip and then standing, as tried in session 26 (its runs' config.json names it):
+`every_turn_pays`'s rotation paid during the first whole turn only, standing after it paid LANDED_STANDING a step,
+lying and hanging upside down charged 0.05 a step. Under `every_turn_pays`, PPO trained with `fallen_starts` learned
+to get up and then tumbled on, each further turn paid as the first (README.md, thirteenth round); here a second
+turn earns nothing and landing is the only way to earn more after the first. Shipped as the env's score since
+session 27."""
 
 
 def one_flip_or_nothing(clip: Clip) -> np.ndarray:
@@ -292,4 +275,4 @@ def one_flip_or_nothing(clip: Clip) -> np.ndarray:
     they learned "upright and tall is good" from the many pairs of standing against lying, and few clips showed
     a landing (README.md, thirteenth round). Here standing before the turn scores as lying does, so upright pays
     only after a flip, and the fast turn still pays more than its charge."""
-    return _one_flip(clip, waiting_cost=0.05)
+    return backflip_score(clip, waiting_cost=0.05)

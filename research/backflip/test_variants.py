@@ -7,9 +7,10 @@ import math
 from pathlib import Path
 
 import numpy as np
+from backflip_variants import every_turn_pays  # this folder: the tests run from it
 
 from prefrl.core.data import Clip
-from prefrl.envs.backflip import HOPPER_DT, backflip_score
+from prefrl.envs.backflip import HOPPER_DT
 from prefrl.gym.environments import make_env
 
 
@@ -46,7 +47,7 @@ def test_backflip_variant_env_cuts_episodes_once_the_hopper_has_lain_for_50_step
     np.testing.assert_allclose(standing_bonus_from_the_start(still), 0.02)
     np.testing.assert_allclose(smaller_standing_bonus(still), 0.01)
     landed = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi, 100), np.full(60, -2 * math.pi)], np.full(160, 1.25))
-    np.testing.assert_allclose(standing_bonus_from_the_start(landed)[100:], backflip_score(landed)[100:])  # 1 turn
+    np.testing.assert_allclose(standing_bonus_from_the_start(landed)[100:], every_turn_pays(landed)[100:])  # 1 turn
 
 
 def test_backflip_variant_fast_turns_pays_nothing_for_a_slow_creep_over(monkeypatch):
@@ -56,21 +57,21 @@ def test_backflip_variant_fast_turns_pays_nothing_for_a_slow_creep_over(monkeypa
 
     slow = _hopper_clip(np.linspace(0, -math.pi, 200), np.full(200, 1.0))  # 0.016 rad a step
     fast = _hopper_clip(np.linspace(0, -math.pi, 40), np.full(40, 1.0))  # 0.08 rad a step
-    assert backflip_score(slow)[1:-1].sum() > 3 and np.allclose(fast_turns(slow)[1:-1], 0.0)
-    np.testing.assert_allclose(fast_turns(fast)[1:-1], backflip_score(fast)[1:-1] - 0.03)
+    assert every_turn_pays(slow)[1:-1].sum() > 3 and np.allclose(fast_turns(slow)[1:-1], 0.0)
+    np.testing.assert_allclose(fast_turns(fast)[1:-1], every_turn_pays(fast)[1:-1] - 0.03)
 
 
 def test_backflip_variant_landing_pays_five_times_more_for_standing_after_a_flip(monkeypatch):
-    """README.md, fifth round: the score as shipped, but standing after k turns pays 0.1 k a step."""
+    """README.md, fifth round: `every_turn_pays`, but standing after k turns pays 0.1 k a step."""
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
     from backflip_variants import landing_pays
 
     creep = _hopper_clip(np.linspace(0, -math.pi, 200), np.full(200, 1.0))  # over onto the head: no turn completed
-    np.testing.assert_allclose(landing_pays(creep), backflip_score(creep))
+    np.testing.assert_allclose(landing_pays(creep), every_turn_pays(creep))
     landed = _hopper_clip(np.r_[np.linspace(0, -2 * math.pi, 100), np.full(60, -2 * math.pi)], np.full(160, 1.25))
     np.testing.assert_allclose(landing_pays(landed)[101:], 0.1)
-    np.testing.assert_allclose(backflip_score(landed)[101:], 0.02)
-    assert landing_pays(landed).sum() > backflip_score(landed).sum() + 4
+    np.testing.assert_allclose(every_turn_pays(landed)[101:], 0.02)
+    assert landing_pays(landed).sum() > every_turn_pays(landed).sum() + 4
 
 
 def test_backflip_variant_env_observes_the_torso_angle_as_sine_cosine_and_turns(monkeypatch):
@@ -185,9 +186,9 @@ def test_one_flip_pays_the_first_turn_and_the_landing_but_not_a_second_turn():
     flip_and_stand = _hopper_clip(np.r_[turn, np.full(100, -2 * math.pi)], np.r_[np.full(100, 1.0), np.full(100, 1.25)])
     tumble = _hopper_clip(np.r_[turn, turn - 2 * math.pi], np.full(200, 0.7))  # up, never standing
     score_flip, score_tumble = one_flip(flip_and_stand), one_flip(tumble)
-    np.testing.assert_allclose(score_flip[:90], backflip_score(flip_and_stand)[:90])  # the turn: as shipped
+    np.testing.assert_allclose(score_flip[:90], every_turn_pays(flip_and_stand)[:90])  # the turn: paid alike
     np.testing.assert_allclose(score_flip[101:], LANDED_STANDING)  # standing after it
-    assert np.allclose(score_tumble[101:], 0.0) and backflip_score(tumble)[101:].sum() > 6  # a second turn: nothing
+    assert np.allclose(score_tumble[101:], 0.0) and every_turn_pays(tumble)[101:].sum() > 6  # a second turn: nothing
     assert score_flip.sum() > score_tumble.sum() + 9
     lying_after = _hopper_clip(np.r_[turn, np.full(100, -2 * math.pi)], np.r_[np.full(100, 1.0), np.full(100, 0.3)])
     np.testing.assert_allclose(one_flip(lying_after)[101:], -0.05)
