@@ -40,7 +40,7 @@ from prefrl.core.store import Store, open_store
 from prefrl.core.teachers import PacedTeacher, ScriptedTeacher
 from prefrl.core.timing import Timers
 from prefrl.errors import PrefrlError
-from prefrl.gym.agent import make_agent, policy_device, resolve_agent_config, resolve_device
+from prefrl.gym.agent import make_agent, policy_device, preset_id, resolve_agent_config, resolve_device
 from prefrl.gym.environments import env_has_true_reward, episode_limit, make_env, score_functions
 from prefrl.gym.evaluation import EVAL_SEED_OFFSET, evaluate_agent, random_return
 from prefrl.gym.vec import make_vec_env
@@ -76,13 +76,13 @@ class Session:
     def open(cls, cfg: TrainConfig, run: RunDir) -> Iterator[Session]:
         """Build the run's parts (or reload them from its checkpoint); closes the env and store on exit."""
         env_id = cfg.env_id
-        agent_cfg = resolve_agent_config(env_id, cfg.agent)
         rng = np.random.default_rng(cfg.seed)
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
         human = cfg.teacher == "human"
 
         probe = make_env(env_id)
+        agent_cfg = resolve_agent_config(preset_id(env_id, probe), cfg.agent)
         step_score, episode_score = score_functions(probe, cfg.teacher_score)
         _check_teacher(cfg, probe.metadata.get("render_modes", []), env_has_true_reward(probe), step_score)
         horizon = episode_limit(probe)

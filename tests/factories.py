@@ -49,6 +49,11 @@ def corridor_score(clip: Clip) -> np.ndarray:
     return -clip.obs[:, 0]
 
 
+def make_wrapped_backflip(**kwargs: Any) -> gym.Env:
+    """A registered env made with gym.make and wrapped, as research variants are."""
+    return gym.wrappers.RecordEpisodeStatistics(gym.make("prefrl/HopperBackflip-v0", **kwargs))
+
+
 class Blind(Corridor):
     metadata = {"render_modes": [], "render_fps": 10}
 

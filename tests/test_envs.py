@@ -181,6 +181,17 @@ def test_backflip_practice_episodes_end_after_lying_while_evaluations_play_them_
     assert not (tmp_path / "typo").exists()
 
 
+def test_a_factory_wrapping_a_registered_env_trains_with_that_envs_ppo_preset(tmp_path):
+    # research variants wrap prefrl/HopperBackflip-v0 in a factory; they once trained with SB3's 2048-step
+    # rollouts instead of the env's 512 unless given --agent.n-steps
+    for env, n_steps in (("tests.factories:make_wrapped_backflip", 512), ("tests.factories:make_corridor", 2048)):
+        cfg = TrainConfig(env=env, reward="true", steps=2048, out=tmp_path / env.split(":")[1], progress=False,
+                          eval_episodes=1, video_steps=0)
+        run, cfg = RunDir.prepare(cfg)
+        with Session.open(cfg, run) as s:
+            assert s.agent.n_steps == s.agent_cfg.n_steps == n_steps
+
+
 def test_backflip_practice_episodes_can_start_where_a_failed_flip_ends():
     fallen = make_env("prefrl/HopperBackflip-v0", fallen_starts=1.0)
     for seed in range(8):

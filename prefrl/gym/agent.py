@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import gymnasium as gym
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv
 
 from prefrl.config import AgentConfig, Device
+from prefrl.gym.atari import is_atari_id
+from prefrl.gym.environments import is_factory
 
 _MUJOCO_FAST = AgentConfig(
     n_envs=4, n_steps=512, batch_size=64, n_epochs=10, learning_rate=6e-5, gamma=0.98, gae_lambda=0.92,
@@ -51,6 +54,16 @@ PRESETS: dict[str, AgentConfig] = {
                         gae_lambda=0.95, clip_range=0.1, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, net_arch=(),
                         normalize=False, policy="cnn"),
 }
+
+def preset_id(env_id: str, env: gym.Env) -> str:
+    """The id whose preset (PRESETS) a run on `env_id` takes: its own, or, for a factory that made its env from a
+    registered id with gym.make (wrapped or not), that id, so that wrapping prefrl/HopperBackflip-v0 keeps its PPO
+    settings. Atari ids stay with the factory: their preset assumes prefrl's own Atari preprocessing."""
+    spec = getattr(env, "spec", None)
+    if is_factory(env_id) and spec is not None and not is_atari_id(spec.id):
+        return str(spec.id)
+    return env_id
+
 
 def resolve_agent_config(env_id: str, given: AgentConfig) -> AgentConfig:
     """Fill the fields left None from the env's preset, then from SB3's defaults."""

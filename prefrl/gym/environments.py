@@ -55,6 +55,12 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
+def is_factory(spec: str) -> bool:
+    """Whether an env spec names a factory (`package.module:function`) rather than a registered id
+    (`ns/Name-v0`, whose namespace may hold a colon-free path)."""
+    return ":" in spec and "/" not in spec.split(":")[0]
+
+
 def make_env(spec: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     """Create one environment.
 
@@ -66,7 +72,7 @@ def make_env(spec: str, render_mode: str | None = None, **kwargs: Any) -> gym.En
     Example:
         >>> env = make_env("prefrl/PointReach-v0")
     """
-    if ":" in spec and "/" not in spec.split(":")[0]:
+    if is_factory(spec):
         factory = load_callable(spec)
         if render_mode is not None and _accepts(factory, "render_mode"):
             kwargs["render_mode"] = render_mode

@@ -7,11 +7,13 @@ Run from this folder, so that `backflip_variants` imports (prefrl puts the worki
         --labels 1000 --queries.selection disagreement --queries.clip-length 50 --steps 1500000 --seed 1
     prefrl train --env prefrl/HopperBackflip-v0 --teacher-score backflip_variants:standing_bonus_from_the_start ...
 
-`hopper_cut_when_lying` is a custom env by factory path, so it takes SB3's default rollout: `--agent.n-steps 512`
-gives it HopperBackflip's preset. Session 4's runs used the score shipped then: add
-`--teacher-score backflip_variants:standing_bonus_from_the_start` to repeat them; sessions 5 to 26 ran with
-`every_turn_pays` as the env's score (add `--teacher-score backflip_variants:every_turn_pays` to repeat them, and
-to the `--reward true` runs of those sessions). Since session 27 the env ships `one_flip` as its score
+The factories here wrap prefrl/HopperBackflip-v0, and since session 27 a run takes that env's PPO preset
+(512-step rollouts) by itself; before, they took SB3's defaults unless given `--agent.n-steps 512`.
+
+Session 4's runs used the score shipped then: add
+`--teacher-score backflip_variants:standing_bonus_from_the_start` to repeat them. Sessions 5 to 26 ran with
+`every_turn_pays` as the env's score: add `--teacher-score backflip_variants:every_turn_pays` to repeat them (the
+`--reward true` runs of those sessions too). Since session 27 the env ships `one_flip` as its score
 (`backflip_score`). None of the others is shipped.
 """
 
