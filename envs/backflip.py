@@ -28,7 +28,8 @@ class HopperBackflipEnv(HopperEnv):
     SCORES = {"prefrl_no_reward": True, "prefrl_score": "prefrl.envs.backflip:backflip_score",
               "prefrl_episode_score": "prefrl.envs.backflip:count_backflips"}
 
-    def __init__(self, cut_after_lying: int | None = None, fallen_starts: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, cut_after_lying: int | None = None, fallen_starts: float = 0.0, landed_starts: float = 0.0,
+                 **kwargs: Any) -> None:
         """`cut_after_lying`: end the episode (truncated, not terminated) once the hopper has been lying (see `lying`)
         for this many steps in a row. A fallen hopper rarely gets up, so an uncut episode after a failed attempt is
         up to 900 steps of lying that teach nothing and that no person wants to watch; cut, a run sees several
@@ -41,24 +42,39 @@ class HopperBackflipEnv(HopperEnv):
         show landings early (3% of fallen starts land with random actions, against 0.5% from a still pose
         anywhere in the turn). Default 0: every episode starts standing.
 
-        Both are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 fallen_starts 0.5`):
-        evaluations play whole episodes from standing."""
+        `landed_starts`: the share of the episodes that would start standing that start as if a flip had just
+        landed: the same standing pose with the torso's unwrapped hinge angle one whole turn back (-2*pi). The body
+        is where it was; what differs is the observed angle, and so what the score pays for standing (0.1 a step,
+        against nothing before a flip). Without them the only clips of standing after a turn are an agent's own
+        landings, and reward models learned from clips of standing against lying that upright is good wherever
+        the torso had been: their agents stood still (research/backflip/README.md, fourteenth round). Default 0.
+
+        All three are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 fallen_starts 0.5
+        landed_starts 0.4`): evaluations play whole episodes from standing."""
         if cut_after_lying is not None and cut_after_lying < 1:
             raise ValueError(f"cut_after_lying must be a positive number of steps (got {cut_after_lying}): "
                              "leave it out to never cut")
         if not 0.0 <= fallen_starts <= 1.0:
             raise ValueError(f"fallen_starts is a share of episodes, from 0 to 1 (got {fallen_starts})")
+        if not 0.0 <= landed_starts <= 1.0:
+            raise ValueError(f"landed_starts is a share of the standing starts, from 0 to 1 (got {landed_starts})")
         kwargs = {"forward_reward_weight": 0.0, "healthy_reward": 0.0, "terminate_when_unhealthy": False, **kwargs}
         super().__init__(**kwargs)
         self.metadata = {**self.metadata, **self.SCORES}  # MujocoEnv sets metadata in __init__
         self.cut_after_lying = cut_after_lying
         self.fallen_starts = fallen_starts
+        self.landed_starts = landed_starts
         self._lying_steps = 0
 
     def reset_model(self) -> Any:
         obs = super().reset_model()  # standing, with the env's reset noise
         if self.fallen_starts and self.np_random.random() < self.fallen_starts:
             self.set_state(*fallen_pose(self.model, self.data, self.np_random))
+            obs = self._get_obs()
+        elif self.landed_starts and self.np_random.random() < self.landed_starts:
+            qpos = self.data.qpos.copy()
+            qpos[2] -= 2 * math.pi
+            self.set_state(qpos, self.data.qvel.copy())
             obs = self._get_obs()
         return obs
 

@@ -181,6 +181,30 @@ def test_backflip_practice_episodes_end_after_lying_while_evaluations_play_them_
     assert not (tmp_path / "typo").exists()
 
 
+def test_backflip_practice_episodes_can_start_as_if_a_flip_had_landed():
+    def start_angles(**kwargs):
+        env = make_env("prefrl/HopperBackflip-v0", **kwargs)
+        return np.array([env.reset(seed=seed)[0][1] for seed in range(40)]), env
+
+    plain, _ = start_angles()
+    assert np.abs(plain).max() < 0.1  # by default every episode starts standing, no turn made
+    angles, env = start_angles(landed_starts=0.5)
+    landed = angles < -6
+    assert 5 < landed.sum() < 35 and np.abs(angles[~landed]).max() < 0.1
+    np.testing.assert_allclose(angles[landed], plain[landed] - 2 * math.pi)  # the same pose, one turn back
+    env.reset(seed=int(np.flatnonzero(landed)[0]))
+    qpos, qvel = env.unwrapped.data.qpos.copy()[None], env.unwrapped.data.qvel.copy()[None]
+    assert standing(qpos)[0]
+    clip = Clip(obs=np.zeros((1, 11)), acts=np.zeros((1, 3)), true_rewards=np.zeros(1), states=np.c_[qpos, qvel])
+    np.testing.assert_allclose(backflip_score(clip), LANDED_STANDING, atol=1e-3)  # paid as a landing
+    both = make_env("prefrl/HopperBackflip-v0", landed_starts=1.0, fallen_starts=0.5)
+    starts = np.array([both.reset(seed=seed)[0][1] for seed in range(40)])
+    fallen = (starts > -1.95 * math.pi - 1e-9) & (starts < -1.25 * math.pi)
+    assert 5 < fallen.sum() < 35 and np.allclose(starts[~fallen], -2 * math.pi, atol=0.1)  # the rest landed
+    with pytest.raises(ValueError, match="share of the standing starts"):
+        make_env("prefrl/HopperBackflip-v0", landed_starts=1.5)
+
+
 def test_a_factory_wrapping_a_registered_env_trains_with_that_envs_ppo_preset(tmp_path):
     # research variants wrap prefrl/HopperBackflip-v0 in a factory; they once trained with SB3's 2048-step
     # rollouts instead of the env's 512 unless given --agent.n-steps
