@@ -47,7 +47,8 @@ class HopperBackflipEnv(HopperEnv):
         is where it was; what differs is the observed angle, and so what the score pays for standing (0.1 a step,
         against nothing before a flip). Without them the only clips of standing after a turn are an agent's own
         landings, and reward models learned from clips of standing against lying that upright is good wherever
-        the torso had been: their agents stood still (research/backflip/README.md, fourteenth round). Default 0.
+        the torso had been, and their agents stood still (research/backflip/README.md, thirteenth round); with
+        them half the seeds learned to land a flip (fourteenth round). Default 0.
 
         All three are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 fallen_starts 0.5
         landed_starts 0.4`): evaluations play whole episodes from standing."""
@@ -189,8 +190,8 @@ def backflip_score(clip: Clip, waiting_cost: float = 0.0) -> np.ndarray:
     - LANDED_STANDING (0.1) a step standing once a whole backward turn is done: the landing;
     - minus 0.05 a step lying (torso below 0.5 m, or below 0.65 m and upside down) or hanging upside down
       off the ground while turning slowly (a headstand);
-    - minus `waiting_cost` a step for every other step before the first whole turn (0 shipped; research's
-      `one_flip_or_nothing` charges standing before the flip as lying).
+    - minus `waiting_cost` a step for each step before the first whole turn that is neither lying nor hanging (0
+      shipped; research's `one_flip_or_nothing` charges standing before the flip as lying).
 
     A second turn earns nothing, so after the first flip landing is the only way to earn more: under the score
     shipped before (every turn paid, standing paid 0.02 a step per turn done) PPO lands flips in about half its
