@@ -105,11 +105,6 @@ def hopper_landed(landed_starts: float = 0.0, **kwargs: Any) -> gym.Env:
     return gym.make("prefrl/HopperBackflip-v0", landed_starts=landed_starts, **kwargs)
 
 
-def hopper_landed_sin_cos(landed_starts: float = 0.0, **kwargs: Any) -> gym.Env:
-    """`hopper_landed` observed through `TorsoAngleAsSinCos`."""
-    return TorsoAngleAsSinCos(hopper_landed(landed_starts, **kwargs))
-
-
 def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:
     """The score shipped as `backflip_score` in sessions 3 and 4: the same rotation term, but +0.02 for every
     step standing, flips or not, and lying judged by height alone (torso below 0.5 m). Standing still for a
