@@ -134,9 +134,12 @@ def test_train_text_end_to_end(tiny: Path, tmp_path: Path, rng: np.random.Genera
 
 def test_train_text_rejects_bad_teacher_score(tiny: Path, tmp_path: Path) -> None:
     prompts = tasks.write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "letter: a\n"}])
-    with pytest.raises(PrefrlError, match="teacher-score"):
+    with pytest.raises(PrefrlError, match="--teacher-score 'nope' is not of the form package.module:function"):
         train_text(TextTrainConfig(model=tiny, prompts=prompts, out=tmp_path / "run", teacher_score="nope",
                                    device="cpu"))
+    with pytest.raises(PrefrlError, match="has no callable 'no_such_score'"):
+        train_text(TextTrainConfig(model=tiny, prompts=prompts, out=tmp_path / "run",
+                                   teacher_score="prefrl.llm.tasks:no_such_score", device="cpu"))
 
 
 def test_preference_format_round_trip(tmp_path: Path) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from prefrl.core.loading import load_callable
 from prefrl.errors import PrefrlError
+
+__all__ = ["load_callable"]  # imported from here by research scripts
 
 
 def _register_optional_families(env_id: str) -> None:
@@ -26,25 +27,6 @@ def _register_optional_families(env_id: str) -> None:
             raise PrefrlError(f"'{env_id}' is an Atari game: install the extra with "
                               "`pip install 'prefrl[atari]'`") from e
         gym.register_envs(ale_py)
-
-
-def load_callable(spec: str, what: str = "env factory") -> Callable[..., Any]:
-    """Import `package.module:name` and return that callable, with one clear error if it is not there."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise PrefrlError(f"'{spec}' is not of the form package.module:function")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does: modules next to where the command is run
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise PrefrlError(f"cannot import module '{module_name}' of {what} '{spec}' ({e}): check the "
-                          "spelling and that the module is on PYTHONPATH or installed") from e
-    factory = getattr(module, attr, None)
-    if factory is None or not callable(factory):
-        raise PrefrlError(f"module '{module_name}' has no callable '{attr}': pass package.module:function "
-                          f"naming your {what}")
-    return factory  # type: ignore[no-any-return]
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:

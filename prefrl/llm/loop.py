@@ -18,7 +18,6 @@ between two different dropout masks, and the tiny model's weights went to NaN wi
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import logging
 import math
@@ -33,6 +32,7 @@ import torch
 from prefrl.config import RewardModelConfig, SelectionKind, TeacherConfig, TeacherKind
 from prefrl.core.data import Clip
 from prefrl.core.labels import Preferences
+from prefrl.core.loading import load_callable
 from prefrl.core.reward.trainer import RewardStats, RewardTrainer
 from prefrl.core.schedule import LabelSchedule
 from prefrl.core.selection import make_selector
@@ -114,15 +114,8 @@ class TextTrainConfig:
 
 
 def load_score(spec: str) -> ScoreFn:
-    """The function named by "package.module:function"."""
-    mod, _, name = spec.partition(":")
-    if not mod or not name:
-        raise PrefrlError(f"--teacher-score '{spec}' is not module:function (e.g. prefrl.llm.tasks:letter_share)")
-    try:
-        fn = getattr(importlib.import_module(mod), name)
-    except (ImportError, AttributeError) as e:
-        raise PrefrlError(f"--teacher-score '{spec}' cannot be loaded ({e}): check the module is importable") from None
-    return fn  # type: ignore[no-any-return]
+    """The completion score named by "package.module:function" (--teacher-score)."""
+    return load_callable(spec, "--teacher-score")
 
 
 class CompletionBuffer:
