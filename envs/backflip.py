@@ -29,7 +29,7 @@ class HopperBackflipEnv(HopperEnv):
               "prefrl_episode_score": "prefrl.envs.backflip:count_backflips"}
 
     def __init__(self, cut_after_lying: int | None = None, fallen_starts: float = 0.0, landed_starts: float = 0.0,
-                 **kwargs: Any) -> None:
+                 flight_starts: float = 0.0, **kwargs: Any) -> None:
         """`cut_after_lying`: end the episode (truncated, not terminated) once the hopper has been lying (see `lying`)
         for this many steps in a row. A fallen hopper rarely gets up, so an uncut episode after a failed attempt is
         up to 900 steps of lying that teach nothing and that no person wants to watch; cut, a run sees several
@@ -40,7 +40,9 @@ class HopperBackflipEnv(HopperEnv):
         nothing it tries pays until it stands; a reward model that has never seen a landing does not pay it either.
         Started where a failed flip ends, still turning, the agent practises getting onto its foot, and its clips
         show landings early (3% of fallen starts land with random actions, against 0.5% from a still pose
-        anywhere in the turn). Default 0: every episode starts standing.
+        anywhere in the turn). Since lying ends a turn (below), such a start's angle is folded on its first step:
+        it now practises getting up, not landing a flip (`flight_starts` does that). Default 0: every episode starts
+        standing.
 
         `landed_starts`: the share of the episodes that would start standing that start as if a flip had just
         landed: the same standing pose with the torso's unwrapped hinge angle one whole turn back (-2*pi). The body
@@ -50,8 +52,19 @@ class HopperBackflipEnv(HopperEnv):
         the torso had been, and their agents stood still (research/backflip/README.md, thirteenth round); with
         them half the seeds learned to land a flip (fourteenth round). Default 0.
 
-        All three are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 fallen_starts 0.5
-        landed_starts 0.4`): evaluations play whole episodes from standing."""
+        `flight_starts`: the share of the standing starts left after `landed_starts` that start in the air, late in
+        a backward turn and still spinning (see `flight_pose`): where a flip that will land is about to. From
+        standing, no agent lands a flip by chance; started in flight, it practises putting its foot down, and its
+        clips show landings of real flips from the first steps. Default 0.
+
+        All four are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 landed_starts 0.4
+        flight_starts 0.5`): evaluations play whole episodes from standing.
+
+        Lying ends a turn: whenever the hopper lies (see `lying`), the torso's unwrapped angle is folded back to
+        within half a turn of upright (the same pose; only the count of turns changes). A turn finished rolling
+        on the floor is then no flip: the score pays standing only after a whole turn made without lying, and
+        `count_backflips` counts only those. Before this, every flip PPO had learned here was such a roll
+        (research/backflip/README.md, fifteenth round)."""
         if cut_after_lying is not None and cut_after_lying < 1:
             raise ValueError(f"cut_after_lying must be a positive number of steps (got {cut_after_lying}): "
                              "leave it out to never cut")
@@ -59,12 +72,15 @@ class HopperBackflipEnv(HopperEnv):
             raise ValueError(f"fallen_starts is a share of episodes, from 0 to 1 (got {fallen_starts})")
         if not 0.0 <= landed_starts <= 1.0:
             raise ValueError(f"landed_starts is a share of the standing starts, from 0 to 1 (got {landed_starts})")
+        if not 0.0 <= flight_starts <= 1.0:
+            raise ValueError(f"flight_starts is a share of the standing starts, from 0 to 1 (got {flight_starts})")
         kwargs = {"forward_reward_weight": 0.0, "healthy_reward": 0.0, "terminate_when_unhealthy": False, **kwargs}
         super().__init__(**kwargs)
         self.metadata = {**self.metadata, **self.SCORES}  # MujocoEnv sets metadata in __init__
         self.cut_after_lying = cut_after_lying
         self.fallen_starts = fallen_starts
         self.landed_starts = landed_starts
+        self.flight_starts = flight_starts
         self._lying_steps = 0
 
     def reset_model(self) -> Any:
@@ -77,6 +93,9 @@ class HopperBackflipEnv(HopperEnv):
             qpos[2] -= 2 * math.pi
             self.set_state(qpos, self.data.qvel.copy())
             obs = self._get_obs()
+        elif self.flight_starts and self.np_random.random() < self.flight_starts:
+            self.set_state(*flight_pose(self.model, self.data, self.np_random))
+            obs = self._get_obs()
         return obs
 
     def reset(self, *args: Any, **kwargs: Any) -> Any:
@@ -85,8 +104,12 @@ class HopperBackflipEnv(HopperEnv):
 
     def step(self, action: Any) -> Any:
         obs, reward, terminated, truncated, info = super().step(action)
+        down = bool(lying(self.data.qpos[None, :HOPPER_NQ])[0])
+        if down and abs(self.data.qpos[2]) > math.pi:
+            # lying ends any turn: the angle starts counting again from here (same pose, same physics)
+            self.data.qpos[2] = float(np.angle(np.exp(1j * self.data.qpos[2])))
+            obs = self._get_obs()
         if self.cut_after_lying is not None:
-            down = bool(lying(self.data.qpos[None, :HOPPER_NQ])[0])
             self._lying_steps = self._lying_steps + 1 if down else 0
             truncated = truncated or self._lying_steps >= self.cut_after_lying
         return obs, reward, terminated, truncated, info
@@ -106,13 +129,39 @@ def fallen_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Gener
     qpos[2] = rng.uniform(*FALLEN_TURN)
     low, high = model.jnt_range[3:HOPPER_NQ].T
     qpos[3:HOPPER_NQ] = rng.uniform(low, high)
+    qpos[1] -= lowest_point(model, data, qpos) - 0.005  # qpos[1] is the torso's height: lift or lower the body
+    qvel[2] = -rng.uniform(0.0, FALLEN_SPIN)
+    return qpos, qvel
+
+
+def lowest_point(model: mujoco.MjModel, data: mujoco.MjData, qpos: np.ndarray) -> float:
+    """Height above the floor of the hopper's lowest point in pose `qpos` (forward kinematics into `data`)."""
     data.qpos[:] = qpos
     mujoco.mj_kinematics(model, data)
     body = [g for g in range(model.ngeom) if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_CAPSULE]
     axis_z = np.abs(data.geom_xmat[body].reshape(-1, 3, 3)[:, 2, 2])  # the capsule's axis is its local z
-    lowest = np.min(data.geom_xpos[body, 2] - axis_z * model.geom_size[body, 1] - model.geom_size[body, 0])
-    qpos[1] -= lowest - 0.005  # qpos[1] is the torso's height: lift or lower the body as one
-    qvel[2] = -rng.uniform(0.0, FALLEN_SPIN)
+    return float(np.min(data.geom_xpos[body, 2] - axis_z * model.geom_size[body, 1] - model.geom_size[body, 0]))
+
+
+FLIGHT_TURN = (-1.8 * math.pi, -1.2 * math.pi)
+"""The torso angles `flight_pose` starts from: past upside down to most of a turn."""
+FLIGHT_SPIN = (4.0, 12.0)
+"""The backward spin (rad/s) of the torso that `flight_pose` starts with."""
+FLIGHT_CLEARANCE = (0.2, 0.8)
+"""How high (m) the body's lowest point starts above the floor in `flight_pose`."""
+
+
+def flight_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A hopper state (qpos, qvel) in the air late in a backward flip: the torso's angle uniform over FLIGHT_TURN,
+    each leg joint uniform over its range, the body's lowest point uniform over FLIGHT_CLEARANCE above the floor
+    (and the torso above 0.75 m, so it does not start lying), spinning backwards at a speed uniform over
+    FLIGHT_SPIN and not moving up or down. `data` is overwritten."""
+    qpos, qvel = np.zeros(model.nq), np.zeros(model.nv)
+    qpos[2] = rng.uniform(*FLIGHT_TURN)
+    low, high = model.jnt_range[3:HOPPER_NQ].T
+    qpos[3:HOPPER_NQ] = rng.uniform(low, high)
+    qpos[1] += max(rng.uniform(*FLIGHT_CLEARANCE) - lowest_point(model, data, qpos), 0.75 - qpos[1])
+    qvel[2] = -rng.uniform(*FLIGHT_SPIN)
     return qpos, qvel
 
 

@@ -17,9 +17,11 @@ from prefrl.envs.backflip import (
     count_backflips,
     front_foot_height,
     landed_backflips,
+    lowest_point,
     lying,
     one_leg_score,
     standing,
+    whole_turns,
 )
 from prefrl.errors import PrefrlError
 from prefrl.gym.environments import make_env, score_functions
@@ -214,6 +216,50 @@ def test_a_factory_wrapping_a_registered_env_trains_with_that_envs_ppo_preset(tm
         run, cfg = RunDir.prepare(cfg)
         with Session.open(cfg, run) as s:
             assert s.agent.n_steps == s.agent_cfg.n_steps == n_steps
+
+
+def test_lying_ends_a_turn_so_a_roll_on_the_floor_is_no_flip():
+    env = make_env("prefrl/HopperBackflip-v0")
+    env.reset(seed=0)
+    hopper = env.unwrapped
+    qpos, qvel = hopper.data.qpos.copy(), np.zeros(6)
+    qpos[1], qpos[2] = 0.25, -1.6 * math.pi  # on its back on the floor, most of a backward turn made
+    hopper.set_state(qpos, qvel)
+    torso = hopper.data.xmat[1].copy()
+    obs, *_ = env.step(np.zeros(3))
+    angle = hopper.data.qpos[2]
+    assert -math.pi < angle <= math.pi and obs[1] == pytest.approx(angle)  # counted afresh, and seen so
+    np.testing.assert_allclose(hopper.data.xmat[1], torso, atol=0.05)  # the same pose: only the count changed
+    qpos = hopper.init_qpos.copy()
+    qpos[2] = -2 * math.pi  # standing after a whole turn: the turn stands
+    hopper.set_state(qpos, qvel)
+    env.step(np.zeros(3))
+    assert hopper.data.qpos[2] < -6
+
+
+def test_backflip_practice_episodes_can_start_in_the_air_late_in_a_flip():
+    env = make_env("prefrl/HopperBackflip-v0", flight_starts=1.0)
+    hopper = env.unwrapped
+    paid = 0
+    for seed in range(30):
+        env.reset(seed=seed)
+        qpos, qvel = hopper.data.qpos.copy(), hopper.data.qvel.copy()
+        assert -1.8 * math.pi <= qpos[2] <= -1.2 * math.pi and -12 <= qvel[2] <= -4  # spinning backwards
+        assert lowest_point(hopper.model, hopper.data, qpos) > 0.15 and not lying(qpos[None])[0]  # in the air
+        states = [qpos]
+        for _ in range(120):  # no torque: it falls, and some land on the foot with the turn whole
+            env.step(np.zeros(3))
+            states.append(hopper.data.qpos.copy())
+        q = np.array(states)
+        paid += bool((standing(q) & (whole_turns(q[:, 2]) >= 1)).any())
+    assert 3 <= paid <= 27
+    mixed = make_env("prefrl/HopperBackflip-v0", landed_starts=0.5, flight_starts=0.5)
+    angles = np.array([mixed.reset(seed=seed)[0][1] for seed in range(60)])
+    kinds = [np.sum(np.abs(angles) < 0.1), np.sum(np.abs(angles + 2 * math.pi) < 0.1)]
+    flying = (angles >= -1.8 * math.pi) & (angles <= -1.2 * math.pi)
+    assert min(kinds) > 5 and flying.sum() > 5 and sum(kinds) + flying.sum() == 60
+    with pytest.raises(ValueError, match="flight_starts is a share"):
+        make_env("prefrl/HopperBackflip-v0", flight_starts=-0.1)
 
 
 def test_backflip_practice_episodes_can_start_where_a_failed_flip_ends():
