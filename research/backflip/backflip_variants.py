@@ -19,21 +19,27 @@ Session 4's runs used the score shipped then: add
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
+from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.core.data import Clip
 from prefrl.envs.backflip import (
+    HOPPER_DT,
     HOPPER_NQ,
     LANDED_STANDING,
     LYING_HEIGHT,
     backflip_score,
     backward_rotation,
     clip_states,
+    flight_pose,
     hanging,
+    lowest_point,
     lying,
     slow_turn,
     standing,
@@ -83,6 +89,36 @@ def hopper_landed(landed_starts: float = 0.0, **kwargs: Any) -> gym.Env:
     fourteenth round's runs name it; pass `--train-env-kwargs landed_starts 0.4` so that evaluations start as
     registered. Before the option was the env's, this was a wrapper drawing the same random numbers."""
     return gym.make("prefrl/HopperBackflip-v0", landed_starts=landed_starts, **kwargs)
+
+
+class WholeFlightStarts(gym.Wrapper):
+    """Starts a share of the episodes in the air anywhere in a backward flip, from just after the take-off: the torso
+    0.1 to 1.8 of a half turn back (`flight_pose`'s 1.2 to 1.8 widened), rising at up to 3 m/s, spinning backwards
+    at 4 to 12 rad/s. The env's `flight_starts` practise only the landing; these also practise the turn in the air,
+    so that a hop with a backward spin from standing leads somewhere PPO has already been paid."""
+
+    def __init__(self, env: gym.Env, share: float) -> None:
+        super().__init__(env)
+        self.share = share
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        hopper: Any = self.env.unwrapped
+        rng = hopper.np_random
+        if rng.random() < self.share:
+            qpos, qvel = flight_pose(hopper.model, hopper.data, rng)
+            qpos[2] = rng.uniform(-1.8 * np.pi, -0.1 * np.pi)
+            qpos[1] += max(0.2 - lowest_point(hopper.model, hopper.data, qpos), 0.0)
+            qvel[1] = rng.uniform(0.0, 3.0)
+            hopper.set_state(qpos, qvel)
+            obs = hopper._get_obs()
+        return obs, info
+
+
+def hopper_whole_flight(whole_flight: float = 0.0, **kwargs: Any) -> gym.Env:
+    """prefrl/HopperBackflip-v0 (other keyword arguments go to it) with `whole_flight` of its episodes started by
+    `WholeFlightStarts`; pass it in `--train-env-kwargs` so that evaluations start standing."""
+    return WholeFlightStarts(gym.make("prefrl/HopperBackflip-v0", **kwargs), whole_flight)
 
 
 def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:
@@ -265,3 +301,53 @@ def one_flip_or_nothing(clip: Clip) -> np.ndarray:
     a landing (README.md, thirteenth round). Here standing before the turn scores as lying does, so upright pays
     only after a flip, and the fast turn still pays more than its charge."""
     return backflip_score(clip, waiting_cost=0.05)
+
+
+@lru_cache(maxsize=1)
+def _hopper() -> tuple[mujoco.MjModel, mujoco.MjData]:
+    model = HopperEnv().model
+    return model, mujoco.MjData(model)
+
+
+def clearance(qpos: np.ndarray) -> np.ndarray:
+    """Height above the floor of the hopper's lowest point, per row of qpos (forward kinematics)."""
+    model, data = _hopper()
+    full = np.zeros(model.nq)
+    out = np.empty(len(qpos))
+    for t, q in enumerate(qpos):
+        full[:HOPPER_NQ] = q
+        out[t] = lowest_point(model, data, full)
+    return out
+
+
+AIRBORNE = 0.02
+"""Clearance (m) above which the hopper is off the floor."""
+JUMP_PAY = 0.3
+"""What `air_flip_jump` pays a step per metre of clearance before the flip."""
+
+
+def air_flip(clip: Clip, jump_pay: float = 0.0, air_only: bool = True) -> np.ndarray:
+    """One flip made in the air, then standing (session 28, fifteenth round): `one_flip` (the env's score) with the
+    backward rotation paid only while the whole body is off the floor (with `air_only`; else where the env pays
+    it, the torso above 0.6 m), and, with `jump_pay`, that much a step per metre of clearance before the first whole
+    turn. Since lying ends a turn in the env, the landing is paid only after a turn made without lying; a lean back
+    on the foot, which the env's score pays up to about a quarter turn, earns nothing here."""
+    qpos, qvel = clip_states(clip, HOPPER_NQ)
+    lift = np.maximum(clearance(qpos), 0.0)
+    turn = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
+    rotation = np.where(lift > AIRBORNE, turn, np.minimum(turn, 0.0)) if air_only else backward_rotation(qpos, qvel)
+    first_turn = -qpos[:, 2] < 2 * np.pi
+    turned = whole_turns(qpos[:, 2]) >= 1
+    down = lying(qpos) | hanging(qpos, qvel)
+    return (np.where(first_turn, rotation + jump_pay * lift, np.minimum(rotation, 0.0))
+            + LANDED_STANDING * turned * standing(qpos) - 0.05 * down)
+
+
+def air_flip_jump(clip: Clip) -> np.ndarray:
+    """`air_flip` with the jump paid (JUMP_PAY a step per metre of clearance, before the flip)."""
+    return air_flip(clip, jump_pay=JUMP_PAY)
+
+
+def one_flip_jump(clip: Clip) -> np.ndarray:
+    """The env's score with the jump paid as in `air_flip_jump` (rotation paid where the torso is above 0.6 m)."""
+    return air_flip(clip, jump_pay=JUMP_PAY, air_only=False)

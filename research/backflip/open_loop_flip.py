@@ -1,0 +1,78 @@
+"""Can the Hopper flip in the air at all? Search open-loop torques from standing with the cross-entropy method.
+
+    cd research/backflip
+    python open_loop_flip.py --iterations 40 --seed 0            # jump first: the score pays clearance
+    python open_loop_flip.py --iterations 40 --seed 1 --start runs/open_loop_jump.npy --jump-pay 0
+
+The torques are KNOTS knots per joint over the first STEPS steps, linearly interpolated, zero after; each candidate
+plays one episode of HORIZON steps from the env's standing start (seed 0) and is scored by `air_flip` (the turn paid
+only off the floor, then standing; `--jump-pay` adds clearance). After each batch the best `--elite` make the next
+mean. Prints, every 5 iterations, the mean's episode: landed flips as prefrl/HopperBackflip-v0 counts them (lying
+ends a turn, so only a turn made without lying counts), the lowest angle, the highest clearance. Saves the mean to
+`--save` (README.md, fifteenth round).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from backflip_variants import air_flip, clearance
+
+from prefrl.core.data import Clip
+from prefrl.envs.backflip import HOPPER_NQ, landed_backflips, lying
+from prefrl.gym.environments import make_env
+
+KNOTS, STEPS, HORIZON = 12, 120, 300
+
+
+def play(env, knots: np.ndarray) -> np.ndarray:
+    """States (qpos|qvel) of one episode under the open-loop torques `knots` (KNOTS x 3)."""
+    grid = np.linspace(0, STEPS - 1, KNOTS)
+    torques = np.clip(np.stack([np.interp(np.arange(STEPS), grid, knots[:, j]) for j in range(3)], 1), -1, 1)
+    env.reset(seed=0)
+    data, states = env.unwrapped.data, []
+    for t in range(HORIZON):
+        states.append(np.r_[data.qpos, data.qvel])
+        env.step(torques[t] if t < STEPS else np.zeros(3))
+    return np.array(states)
+
+
+def score(states: np.ndarray, jump_pay: float) -> float:
+    clip = Clip(obs=np.zeros((len(states), 11)), acts=np.zeros((len(states), 3)), true_rewards=np.zeros(len(states)),
+                states=states)
+    return float(air_flip(clip, jump_pay=jump_pay).sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--population", type=int, default=60)
+    parser.add_argument("--elite", type=int, default=8, help="how many of the best make the next mean")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jump-pay", type=float, default=0.3)
+    parser.add_argument("--start", type=Path, help="a saved mean to start from (spread 0.4 instead of 0.8)")
+    parser.add_argument("--save", type=Path, default=Path("runs/open_loop_jump.npy"))
+    args = parser.parse_args()
+    env = make_env("prefrl/HopperBackflip-v0")
+    rng = np.random.default_rng(args.seed)
+    mean = np.load(args.start) if args.start else np.zeros((KNOTS, 3))
+    spread = np.full((KNOTS, 3), 0.4 if args.start else 0.8)
+    for it in range(args.iterations):
+        batch = mean + spread * rng.standard_normal((args.population, KNOTS, 3))
+        scores = np.array([score(play(env, k), args.jump_pay) for k in batch])
+        elite = batch[np.argsort(scores)[-args.elite:]]
+        mean, spread = elite.mean(0), elite.std(0) + 0.05
+        if it % 5 == 4 or it == args.iterations - 1:
+            states = play(env, mean)
+            qpos = states[:, :HOPPER_NQ]
+            print(f"iteration {it + 1}: best {scores.max():.1f}, mean's score {score(states, args.jump_pay):.1f}, "
+                  f"landed flips {landed_backflips(qpos)}, lowest angle {qpos[:, 2].min():.2f}, "
+                  f"highest clearance {clearance(qpos).max():.2f} m, steps lying {int(lying(qpos).sum())}", flush=True)
+    args.save.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.save, mean)
+
+
+if __name__ == "__main__":
+    main()
