@@ -50,12 +50,14 @@ class HopperBackflipEnv(HopperEnv):
         against nothing before a flip). Without them the only clips of standing after a turn are an agent's own
         landings, and reward models learned from clips of standing against lying that upright is good wherever
         the torso had been, and their agents stood still (research/backflip/README.md, thirteenth round); with
-        them half the seeds learned to land a flip (fourteenth round). Default 0.
+        them half the seeds learned to land what was then counted as a flip, a roll through the floor (fourteenth
+        and fifteenth rounds). Default 0.
 
         `flight_starts`: the share of the standing starts left after `landed_starts` that start in the air, late in
-        a backward turn and still spinning (see `flight_pose`): where a flip that will land is about to. From
-        standing, no agent lands a flip by chance; started in flight, it practises putting its foot down, and its
-        clips show landings of real flips from the first steps. Default 0.
+        a backward turn and still spinning (see `flight_pose`), as a flip is just before it lands. From standing,
+        no agent lands a flip by chance; started in flight, it practises putting its foot down (with zero torque
+        about a quarter of these starts land and stand), and its clips show landings from the first steps.
+        Default 0.
 
         All four are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 landed_starts 0.4
         flight_starts 0.5`): evaluations play whole episodes from standing.

@@ -14,8 +14,6 @@ import numpy as np
 from prefrl.core.loading import load_callable
 from prefrl.errors import PrefrlError
 
-__all__ = ["load_callable"]  # imported from here by research scripts
-
 
 def _register_optional_families(env_id: str) -> None:
     if env_id.startswith("prefrl/"):

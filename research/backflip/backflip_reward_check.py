@@ -33,9 +33,10 @@ from backflip_frames import agent_in, run_env
 
 from prefrl.checkpoint import load_reward_model
 from prefrl.core.data import Clip
+from prefrl.core.loading import load_callable
 from prefrl.core.reward.model import RewardEnsemble
 from prefrl.envs.backflip import HOPPER_NQ, backflip_score, landed_backflips
-from prefrl.gym.environments import load_callable, make_env
+from prefrl.gym.environments import make_env
 from prefrl.gym.evaluation import episode_clips
 
 WINDOW = 50
