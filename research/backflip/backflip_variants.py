@@ -334,13 +334,11 @@ def air_flip(clip: Clip, jump_pay: float = 0.0, air_only: bool = True) -> np.nda
     on the foot, which the env's score pays up to about a quarter turn, earns nothing here."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
     lift = np.maximum(clearance(qpos), 0.0)
+    paid = backward_rotation(qpos, qvel)  # what the env's score pays for the turn
     turn = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
-    rotation = np.where(lift > AIRBORNE, turn, np.minimum(turn, 0.0)) if air_only else backward_rotation(qpos, qvel)
-    first_turn = -qpos[:, 2] < 2 * np.pi
-    turned = whole_turns(qpos[:, 2]) >= 1
-    down = lying(qpos) | hanging(qpos, qvel)
-    return (np.where(first_turn, rotation + jump_pay * lift, np.minimum(rotation, 0.0))
-            + LANDED_STANDING * turned * standing(qpos) - 0.05 * down)
+    rotation = np.where(lift > AIRBORNE, turn, np.minimum(turn, 0.0)) if air_only else paid
+    first_turn = -qpos[:, 2] < 2 * np.pi  # after it the env's score pays only turning forwards, the same here
+    return backflip_score(clip) + np.where(first_turn, rotation - paid + jump_pay * lift, 0.0)
 
 
 def air_flip_jump(clip: Clip) -> np.ndarray:
