@@ -44,23 +44,24 @@ class HopperBackflipEnv(HopperEnv):
         it now practises getting up, not landing a flip (`flight_starts` does that). Default 0: every episode starts
         standing.
 
-        `landed_starts`: the share of the episodes that would start standing that start as if a flip had just
-        landed: the same standing pose with the torso's unwrapped hinge angle one whole turn back (-2*pi). The body
-        is where it was; what differs is the observed angle, and so what the score pays for standing (0.1 a step,
-        against nothing before a flip). Without them the only clips of standing after a turn are an agent's own
-        landings, and reward models learned from clips of standing against lying that upright is good wherever
-        the torso had been, and their agents stood still (research/backflip/README.md, thirteenth round); with
-        them half the seeds learned to land what was then counted as a flip, a roll through the floor (fourteenth
-        and fifteenth rounds). Default 0.
+        `flight_starts`: the share of the episodes not started fallen that start in the air, anywhere in a backward
+        flip from just after the take-off to just before the landing, spinning backwards and rising (see
+        `flight_pose`). From standing, no agent lands a flip by chance; started in flight, it practises the turn in
+        the air and putting its foot down (with zero torque about a quarter of these starts land and stand), so a
+        hop with a backward spin from standing leads somewhere it has already been paid, and its clips show
+        landings from the first steps. With starts late in the flip only (session 28) PPO landed no flip; with
+        these, flips in the air (research/backflip/README.md, fifteenth and sixteenth rounds). Default 0.
 
-        `flight_starts`: the share of the standing starts left after `landed_starts` that start in the air, late in
-        a backward turn and still spinning (see `flight_pose`), as a flip is just before it lands. From standing,
-        no agent lands a flip by chance; started in flight, it practises putting its foot down (with zero torque
-        about a quarter of these starts land and stand), and its clips show landings from the first steps.
-        Default 0.
+        `landed_starts`: the share of the episodes that would start standing (not fallen, not in flight) that start
+        as if a flip had just landed: the same standing pose with the torso's unwrapped hinge angle one whole turn
+        back (-2*pi). The body is where it was; what differs is the observed angle, and so what the score pays for
+        standing (0.1 a step, against nothing before a flip). Without them the only clips of standing after a turn
+        are an agent's own landings, and reward models learned from clips of standing against lying that upright
+        is good wherever the torso had been, and their agents stood still (research/backflip/README.md, thirteenth
+        round). Default 0.
 
-        All four are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 landed_starts 0.4
-        flight_starts 0.5`): evaluations play whole episodes from standing.
+        All four are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 flight_starts 0.5
+        landed_starts 0.4`): evaluations play whole episodes from standing.
 
         Lying ends a turn: whenever the hopper lies (see `lying`), the torso's unwrapped angle is folded back to
         within half a turn of upright (the same pose; only the count of turns changes). A turn finished rolling
@@ -75,7 +76,7 @@ class HopperBackflipEnv(HopperEnv):
         if not 0.0 <= landed_starts <= 1.0:
             raise ValueError(f"landed_starts is a share of the standing starts, from 0 to 1 (got {landed_starts})")
         if not 0.0 <= flight_starts <= 1.0:
-            raise ValueError(f"flight_starts is a share of the standing starts, from 0 to 1 (got {flight_starts})")
+            raise ValueError(f"flight_starts is a share of the episodes, from 0 to 1 (got {flight_starts})")
         kwargs = {"forward_reward_weight": 0.0, "healthy_reward": 0.0, "terminate_when_unhealthy": False, **kwargs}
         super().__init__(**kwargs)
         self.metadata = {**self.metadata, **self.SCORES}  # MujocoEnv sets metadata in __init__
@@ -90,13 +91,13 @@ class HopperBackflipEnv(HopperEnv):
         if self.fallen_starts and self.np_random.random() < self.fallen_starts:
             self.set_state(*fallen_pose(self.model, self.data, self.np_random))
             obs = self._get_obs()
+        elif self.flight_starts and self.np_random.random() < self.flight_starts:
+            self.set_state(*flight_pose(self.model, self.data, self.np_random))
+            obs = self._get_obs()
         elif self.landed_starts and self.np_random.random() < self.landed_starts:
             qpos = self.data.qpos.copy()
             qpos[2] -= 2 * math.pi
             self.set_state(qpos, self.data.qvel.copy())
-            obs = self._get_obs()
-        elif self.flight_starts and self.np_random.random() < self.flight_starts:
-            self.set_state(*flight_pose(self.model, self.data, self.np_random))
             obs = self._get_obs()
         return obs
 
@@ -145,24 +146,29 @@ def lowest_point(model: mujoco.MjModel, data: mujoco.MjData, qpos: np.ndarray) -
     return float(np.min(data.geom_xpos[body, 2] - axis_z * model.geom_size[body, 1] - model.geom_size[body, 0]))
 
 
-FLIGHT_TURN = (-1.8 * math.pi, -1.2 * math.pi)
-"""The torso angles `flight_pose` starts from: past upside down to most of a turn."""
+FLIGHT_TURN = (-1.8 * math.pi, -0.1 * math.pi)
+"""The torso angles `flight_pose` starts from: from just after the take-off to most of a turn."""
 FLIGHT_SPIN = (4.0, 12.0)
 """The backward spin (rad/s) of the torso that `flight_pose` starts with."""
 FLIGHT_CLEARANCE = (0.2, 0.8)
 """How high (m) the body's lowest point starts above the floor in `flight_pose`."""
+FLIGHT_RISE = (0.0, 3.0)
+"""How fast (m/s) the body starts rising in `flight_pose`."""
 
 
-def flight_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A hopper state (qpos, qvel) in the air late in a backward flip: the torso's angle uniform over FLIGHT_TURN,
-    each leg joint uniform over its range, the body's lowest point uniform over FLIGHT_CLEARANCE above the floor
-    (and the torso above 0.75 m, so it does not start lying), spinning backwards at a speed uniform over
-    FLIGHT_SPIN and not moving up or down. `data` is overwritten."""
+def flight_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator,
+                turn: tuple[float, float] = FLIGHT_TURN,
+                rise: tuple[float, float] = FLIGHT_RISE) -> tuple[np.ndarray, np.ndarray]:
+    """A hopper state (qpos, qvel) in the air during a backward flip: the torso's angle uniform over `turn`, each
+    leg joint uniform over its range, the body's lowest point uniform over FLIGHT_CLEARANCE above the floor (and
+    the torso above 0.75 m, so it does not start lying), spinning backwards at a speed uniform over FLIGHT_SPIN and
+    rising at a speed uniform over `rise`. `data` is overwritten."""
     qpos, qvel = np.zeros(model.nq), np.zeros(model.nv)
-    qpos[2] = rng.uniform(*FLIGHT_TURN)
+    qpos[2] = rng.uniform(*turn)
     low, high = model.jnt_range[3:HOPPER_NQ].T
     qpos[3:HOPPER_NQ] = rng.uniform(low, high)
     qpos[1] += max(rng.uniform(*FLIGHT_CLEARANCE) - lowest_point(model, data, qpos), 0.75 - qpos[1])
+    qvel[1] = rng.uniform(*rise)
     qvel[2] = -rng.uniform(*FLIGHT_SPIN)
     return qpos, qvel
 
@@ -233,30 +239,60 @@ def hanging(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
     return (tilt(qpos[:, 2]) > math.pi / 2) & ~lying(qpos) & slow_turn(qvel)
 
 
-def backflip_score(clip: Clip, waiting_cost: float = 0.0) -> np.ndarray:
-    """Per-step score of one backflip and then standing:
-    - backward rotation of the torso (radians this step, at most 0.1) while the torso is up (above 0.6 m: in
-      the air or on its foot, not rolling on the ground), paid during the first whole backward turn only;
-      turning forwards costs anywhere;
-    - LANDED_STANDING (0.1) a step standing once a whole backward turn is done: the landing;
+AIRBORNE = 0.02
+"""Clearance (m, see `clearance`) above which the whole hopper is off the floor."""
+JUMP_PAY = 0.3
+"""What `backflip_score` pays a step per metre of clearance before the first whole turn: the jump."""
+
+
+@lru_cache(maxsize=1)
+def _hopper() -> tuple[mujoco.MjModel, mujoco.MjData]:
+    model = HopperEnv().model
+    return model, mujoco.MjData(model)
+
+
+def clearance(qpos: np.ndarray) -> np.ndarray:
+    """Height above the floor of the hopper's lowest point, per row of qpos (T, 6) (forward kinematics)."""
+    model, data = _hopper()
+    full = np.zeros(model.nq)
+    out = np.empty(len(qpos))
+    for t, q in enumerate(qpos):
+        full[:HOPPER_NQ] = q
+        out[t] = lowest_point(model, data, full)
+    return out
+
+
+def backflip_score(clip: Clip, waiting_cost: float = 0.0, air_only: bool = True,
+                   jump_pay: float = JUMP_PAY) -> np.ndarray:
+    """Per-step score of one backflip made in the air and then standing:
+    - backward rotation of the torso (radians this step, at most 0.1) while the whole body is off the floor
+      (clearance above AIRBORNE), paid during the first whole backward turn only; turning forwards costs
+      anywhere. With `air_only=False`, paid wherever the torso is above 0.6 m (`backward_rotation`: the score
+      shipped in sessions 27 and 28, which pays a lean back on the foot);
+    - `jump_pay` (JUMP_PAY, 0.3) a step per metre of clearance during the first whole turn: the jump;
+    - LANDED_STANDING (0.1) a step standing once a whole backward turn is done: the landing. Since the env ends
+      a turn whenever the hopper lies, only a turn made without lying on the floor lands;
     - minus 0.05 a step lying (torso below 0.5 m, or below 0.65 m and upside down) or hanging upside down
       off the ground while turning slowly (a headstand);
     - minus `waiting_cost` a step for each step before the first whole turn that is neither lying nor hanging (0
       shipped; research's `one_flip_or_nothing` charges standing before the flip as lying).
 
-    A second turn earns nothing, so after the first flip landing is the only way to earn more: under the score
-    shipped before (every turn paid, standing paid 0.02 a step per turn done) PPO lands flips in about half its
-    seeds, and with practice starts it learned to tumble on; on this one it landed a flip in every evaluation
-    episode in three runs of three (research/backflip/README.md, thirteenth round). The torso's hinge angle is
-    unwrapped and in the observation, so the score stays a function of the step's state."""
+    A second turn earns nothing, so after the first flip landing is the only way to earn more. PPO on the score of
+    sessions 27 and 28 (`air_only=False, jump_pay=0`) landed no flip in the air once lying ended a turn: it threw
+    itself onto its back, or leaned back and held; on this one, with `flight_starts`, it lands flips in the air
+    (research/backflip/README.md, fifteenth and sixteenth rounds). The torso's hinge angle is unwrapped and in the
+    observation, so the score stays a function of the step's state."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
-    rotation = backward_rotation(qpos, qvel)
+    turn = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
+    lift = np.maximum(clearance(qpos), 0.0) if air_only or jump_pay else np.zeros(len(qpos))
+    rotation = np.where(lift > AIRBORNE, turn, np.minimum(turn, 0.0)) if air_only else backward_rotation(qpos, qvel)
     first_turn = -qpos[:, 2] < 2 * math.pi
     turned = whole_turns(qpos[:, 2]) >= 1
     down = lying(qpos) | hanging(qpos, qvel)
     landed = LANDED_STANDING * turned * standing(qpos)
     waiting = ~turned & ~down
-    return np.where(first_turn, rotation, np.minimum(rotation, 0.0)) + landed - 0.05 * down - waiting_cost * waiting
+    return (np.where(first_turn, rotation + jump_pay * lift, np.minimum(turn, 0.0)) + landed - 0.05 * down
+            - waiting_cost * waiting)
 
 
 def count_backflips(clip: Clip) -> float:

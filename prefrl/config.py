@@ -263,9 +263,9 @@ class TrainConfig:
     train_env_kwargs: dict[str, int | float | str] = field(default_factory=dict)
     """Keyword arguments for the env copies the agent trains in (and the clips for labels come from), as NAME VALUE
     pairs; evaluations, the video and the random baseline use the env as registered. E.g. `--train-env-kwargs
-    cut_after_lying 200 landed_starts 0.4 flight_starts 0.5` on prefrl/HopperBackflip-v0 ends practice episodes
-    after 200 steps lying, starts 40% of them standing as after a landed flip and half of the rest in the air late in
-    a flip, while the evaluations count flips over whole episodes from standing."""
+    cut_after_lying 200 flight_starts 0.5 landed_starts 0.4` on prefrl/HopperBackflip-v0 ends practice episodes
+    after 200 steps lying, starts half of them in the air during a flip and 40% of the rest standing as after a
+    landed flip, while the evaluations count flips over whole episodes from standing."""
     labeler: str | None = None
     """Name stored with a person's labels (default: the login name)."""
     window: bool = True

@@ -12,8 +12,10 @@ from prefrl.envs.backflip import (
     CHEETAH_NQ,
     HOPPER_DT,
     HOPPER_NQ,
+    JUMP_PAY,
     LANDED_STANDING,
     backflip_score,
+    clearance,
     count_backflips,
     front_foot_height,
     landed_backflips,
@@ -65,9 +67,19 @@ def _hopper_clip(angles: np.ndarray, heights: np.ndarray) -> Clip:
                 states=np.concatenate([qpos, qvel], axis=1))
 
 
+STANDS_AT = 1.207  # the torso's height (m) once the hopper has settled on its foot
+
+
+def _on_floor(angles: np.ndarray) -> Clip:
+    """`_hopper_clip` with each pose lowered (or lifted) until its lowest point touches the floor."""
+    high = np.full(len(angles), 2.5)
+    lift = clearance(_hopper_clip(angles, high).states[:, :HOPPER_NQ])
+    return _hopper_clip(angles, high - lift)
+
+
 def test_backflip_scorer_counts_landed_backward_rotations():
     turn = np.linspace(0, -2 * math.pi, 100)
-    landed = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.r_[np.full(100, 1.5), np.full(60, 1.25)])
+    landed = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.r_[np.full(100, 2.5), np.full(60, STANDS_AT)])
     assert count_backflips(landed) == 1
     stand = np.full(60, -2 * math.pi)
     two = _hopper_clip(np.r_[turn, stand, turn - 2 * math.pi, stand - 2 * math.pi], np.full(320, 1.25))
@@ -80,28 +92,44 @@ def test_backflip_scorer_counts_landed_backward_rotations():
     crashed = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.r_[np.full(100, 1.5), np.full(60, 0.3)])
     assert count_backflips(crashed) == 0
     # the per-step score the teacher sums prefers a flip in the air and a landing, then standing still, then
-    # turning forwards; rolling backwards on the ground pays nothing and lying there costs
-    still = _hopper_clip(np.zeros(160), np.full(160, 1.25))
-    rolled = _hopper_clip(np.r_[turn, np.full(60, -2 * math.pi)], np.full(160, 0.3))
+    # turning forwards on the floor; rolling backwards on the floor pays nothing
+    still = _hopper_clip(np.zeros(160), np.full(160, STANDS_AT))
+    forward = _on_floor(-turn)
+    rolled = _on_floor(turn[:90])  # (standing up after it, the env would have folded the angle: no landing)
     scores = [backflip_score(c).sum() for c in (landed, still, forward)]
-    assert scores == sorted(scores, reverse=True) and backflip_score(rolled).sum() == pytest.approx(-0.05 * 160)
-    # one full backward turn (2*pi), then LANDED_STANDING for each of the 60 steps standing
-    assert 2 * math.pi + 60 * LANDED_STANDING - 0.2 < scores[0] < 2 * math.pi + 60 * LANDED_STANDING + 0.01
+    assert scores == sorted(scores, reverse=True) and backflip_score(rolled).max() < 1e-9
+    # one full backward turn in the air (2*pi), then LANDED_STANDING for each of the 60 steps standing
+    turn_and_landing = backflip_score(landed, jump_pay=0).sum()
+    assert 2 * math.pi + 60 * LANDED_STANDING - 0.2 < turn_and_landing < 2 * math.pi + 60 * LANDED_STANDING + 0.01
     # standing pays only after a whole backward turn, and no more after two; a headstand costs as lying does
     assert backflip_score(still).max() == 0
     for turns in (1, 2):
-        after = _hopper_clip(np.full(10, -2 * math.pi * turns), np.full(10, 1.25))
+        after = _hopper_clip(np.full(10, -2 * math.pi * turns), np.full(10, STANDS_AT))
         np.testing.assert_allclose(backflip_score(after), LANDED_STANDING)
-    headstand = _hopper_clip(np.full(10, -math.pi), np.full(10, 0.6))
+    headstand = _on_floor(np.full(10, -math.pi))
     hang = _hopper_clip(np.full(10, -math.pi), np.full(10, 0.9))  # upside down off the ground, not turning
     crouch = _hopper_clip(np.zeros(10), np.full(10, 0.6))
     np.testing.assert_allclose(backflip_score(headstand), -0.05)
-    np.testing.assert_allclose(backflip_score(hang), -0.05)
+    np.testing.assert_allclose(backflip_score(hang, jump_pay=0), -0.05)
     np.testing.assert_allclose(backflip_score(crouch), 0.0)
     # only the first turn pays: a second one in the air (never standing) earns nothing, so landing pays more
-    tumble = _hopper_clip(np.r_[turn, turn - 2 * math.pi], np.full(200, 0.7))
+    tumble = _hopper_clip(np.r_[turn, turn - 2 * math.pi], np.full(200, 2.5))
     assert backflip_score(tumble)[:98].sum() > 6 and np.allclose(backflip_score(tumble)[101:], 0.0)
     assert scores[0] > backflip_score(tumble).sum() + 5
+
+
+def test_backflip_score_pays_the_turn_only_in_the_air_and_pays_the_jump():
+    half = np.linspace(0, -math.pi, 40)
+    flying = _hopper_clip(half, np.full(40, 2.5))  # torso 2.5 m up: the whole body off the floor
+    on_foot = _on_floor(half)  # the same turn with the body on the floor
+    lift = clearance(flying.states[:, :HOPPER_NQ])
+    assert lift.min() > 0.5 and np.abs(clearance(on_foot.states[:, :HOPPER_NQ])).max() < 1e-6
+    assert backflip_score(flying, jump_pay=0)[1:-1].sum() > 2.5  # about pi radians, paid
+    assert backflip_score(on_foot).sum() <= 0  # turning on the floor earns nothing (no jump either)
+    np.testing.assert_allclose(backflip_score(flying) - backflip_score(flying, jump_pay=0), JUMP_PAY * lift)
+    # the score shipped before paid the turn wherever the torso was above 0.6 m: a lean back on the foot
+    lean = _on_floor(np.linspace(0, -math.pi / 3, 20))
+    assert backflip_score(lean, air_only=False, jump_pay=0).sum() > 0.9 and backflip_score(lean).sum() < 1e-9
 
 
 def test_one_leg_scorer_rewards_forward_motion_with_the_front_foot_up():
@@ -237,27 +265,29 @@ def test_lying_ends_a_turn_so_a_roll_on_the_floor_is_no_flip():
     assert hopper.data.qpos[2] < -6
 
 
-def test_backflip_practice_episodes_can_start_in_the_air_late_in_a_flip():
+def test_backflip_practice_episodes_can_start_in_the_air_anywhere_in_a_flip():
     env = make_env("prefrl/HopperBackflip-v0", flight_starts=1.0)
     hopper = env.unwrapped
-    paid = 0
+    paid, late = 0, 0
     for seed in range(30):
         env.reset(seed=seed)
         qpos, qvel = hopper.data.qpos.copy(), hopper.data.qvel.copy()
-        assert -1.8 * math.pi <= qpos[2] <= -1.2 * math.pi and -12 <= qvel[2] <= -4  # spinning backwards
+        assert -1.8 * math.pi <= qpos[2] <= -0.1 * math.pi and -12 <= qvel[2] <= -4  # spinning backwards
+        assert 0 <= qvel[1] <= 3  # rising, as after a take-off, or at the top
         assert lowest_point(hopper.model, hopper.data, qpos) > 0.15 and not lying(qpos[None])[0]  # in the air
+        late += qpos[2] < -1.2 * math.pi
         states = [qpos]
         for _ in range(120):  # no torque: it falls, and some land on the foot with the turn whole
             env.step(np.zeros(3))
             states.append(hopper.data.qpos.copy())
         q = np.array(states)
         paid += bool((standing(q) & (whole_turns(q[:, 2]) >= 1)).any())
-    assert 3 <= paid <= 27
+    assert 5 < late < 25 and 2 <= paid <= 20
     mixed = make_env("prefrl/HopperBackflip-v0", landed_starts=0.5, flight_starts=0.5)
     angles = np.array([mixed.reset(seed=seed)[0][1] for seed in range(60)])
-    kinds = [np.sum(np.abs(angles) < 0.1), np.sum(np.abs(angles + 2 * math.pi) < 0.1)]
-    flying = (angles >= -1.8 * math.pi) & (angles <= -1.2 * math.pi)
-    assert min(kinds) > 5 and flying.sum() > 5 and sum(kinds) + flying.sum() == 60
+    kinds = [np.sum(np.abs(angles) < 0.1), np.sum(np.abs(angles + 2 * math.pi) < 0.1)]  # standing, landed
+    flying = (angles >= -1.8 * math.pi) & (angles <= -0.1 * math.pi)
+    assert min(kinds) > 5 and flying.sum() > 20 and sum(kinds) + flying.sum() == 60  # flight first, then landed
     with pytest.raises(ValueError, match="flight_starts is a share"):
         make_env("prefrl/HopperBackflip-v0", flight_starts=-0.1)
 

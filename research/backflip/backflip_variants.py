@@ -13,33 +13,28 @@ The factories here wrap prefrl/HopperBackflip-v0, and since session 27 a run tak
 Session 4's runs used the score shipped then: add
 `--teacher-score backflip_variants:standing_bonus_from_the_start` to repeat them. Sessions 5 to 26 ran with
 `every_turn_pays` as the env's score: add `--teacher-score backflip_variants:every_turn_pays` to repeat them (the
-`--reward true` runs of those sessions too). Since session 27 the env ships `one_flip` as its score
-(`backflip_score`). None of the others is shipped.
+`--reward true` runs of those sessions too). Sessions 27 and 28 shipped `one_flip` as the env's score; since
+session 29 it ships `air_flip_jump` (`backflip_score` with its defaults). None of the others is shipped.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
-import mujoco
 import numpy as np
-from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
 from prefrl.core.data import Clip
 from prefrl.envs.backflip import (
-    HOPPER_DT,
     HOPPER_NQ,
+    JUMP_PAY,
     LANDED_STANDING,
     LYING_HEIGHT,
     backflip_score,
     backward_rotation,
     clip_states,
-    flight_pose,
     hanging,
-    lowest_point,
     lying,
     slow_turn,
     standing,
@@ -91,34 +86,14 @@ def hopper_landed(landed_starts: float = 0.0, **kwargs: Any) -> gym.Env:
     return gym.make("prefrl/HopperBackflip-v0", landed_starts=landed_starts, **kwargs)
 
 
-class WholeFlightStarts(gym.Wrapper):
-    """Starts a share of the episodes in the air anywhere in a backward flip, from just after the take-off: the torso
-    0.1 to 1.8 of a half turn back (`flight_pose`'s 1.2 to 1.8 widened), rising at up to 3 m/s, spinning backwards
-    at 4 to 12 rad/s. The env's `flight_starts` practise only the landing; these also practise the turn in the air,
-    so that a hop with a backward spin from standing leads somewhere PPO has already been paid."""
-
-    def __init__(self, env: gym.Env, share: float) -> None:
-        super().__init__(env)
-        self.share = share
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        hopper: Any = self.env.unwrapped
-        rng = hopper.np_random
-        if rng.random() < self.share:
-            qpos, qvel = flight_pose(hopper.model, hopper.data, rng)
-            qpos[2] = rng.uniform(-1.8 * np.pi, -0.1 * np.pi)
-            qpos[1] += max(0.2 - lowest_point(hopper.model, hopper.data, qpos), 0.0)
-            qvel[1] = rng.uniform(0.0, 3.0)
-            hopper.set_state(qpos, qvel)
-            obs = hopper._get_obs()
-        return obs, info
-
-
 def hopper_whole_flight(whole_flight: float = 0.0, **kwargs: Any) -> gym.Env:
-    """prefrl/HopperBackflip-v0 (other keyword arguments go to it) with `whole_flight` of its episodes started by
-    `WholeFlightStarts`; pass it in `--train-env-kwargs` so that evaluations start standing."""
-    return WholeFlightStarts(gym.make("prefrl/HopperBackflip-v0", **kwargs), whole_flight)
+    """prefrl/HopperBackflip-v0 (other keyword arguments go to it) with `whole_flight` of its episodes started in the
+    air anywhere in a backward flip: the env's `flight_starts` since session 29. Session 28's runs (fifteenth round)
+    used a wrapper here that drew the env's late-flight pose and then redrew its angle over the whole flight (0.1 to
+    1.8 of a half turn back), lifted it to 0.2 m clear and set it rising at up to 3 m/s, overriding any start; the
+    env's `flight_pose` now draws the same ranges directly, so a repeat of those runs draws other starts from the
+    same seeds."""
+    return gym.make("prefrl/HopperBackflip-v0", flight_starts=whole_flight, **kwargs)
 
 
 def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:
@@ -284,13 +259,14 @@ def flip_then_stand(clip: Clip) -> np.ndarray:
     return flip_progress(clip) + RISE_PAY * _rise(qpos, floor=0.0)
 
 
-one_flip = backflip_score
-"""A teacher who wants one backflip and then standing, as tried in session 26 (its runs' config.json names it):
+def one_flip(clip: Clip) -> np.ndarray:
+    """A teacher who wants one backflip and then standing, as tried in session 26 (its runs' config.json names it):
 `every_turn_pays`'s rotation paid during the first whole turn only, standing after it paid LANDED_STANDING a step,
 lying and hanging upside down charged 0.05 a step. Under `every_turn_pays`, PPO trained with `fallen_starts` learned
 to get up and then tumbled on, each further turn paid as the first (README.md, thirteenth round); here a second
-turn earns nothing and landing is the only way to earn more after the first. Shipped as the env's score since
-session 27."""
+turn earns nothing and landing is the only way to earn more after the first. Shipped as the env's score in
+sessions 27 and 28; since session 29 the env's score pays the turn only in the air and pays the jump."""
+    return backflip_score(clip, air_only=False, jump_pay=0.0)
 
 
 def one_flip_or_nothing(clip: Clip) -> np.ndarray:
@@ -300,52 +276,24 @@ def one_flip_or_nothing(clip: Clip) -> np.ndarray:
     they learned "upright and tall is good" from the many pairs of standing against lying, and few clips showed
     a landing (README.md, thirteenth round). Here standing before the turn scores as lying does, so upright pays
     only after a flip, and the fast turn still pays more than its charge."""
-    return backflip_score(clip, waiting_cost=0.05)
-
-
-@lru_cache(maxsize=1)
-def _hopper() -> tuple[mujoco.MjModel, mujoco.MjData]:
-    model = HopperEnv().model
-    return model, mujoco.MjData(model)
-
-
-def clearance(qpos: np.ndarray) -> np.ndarray:
-    """Height above the floor of the hopper's lowest point, per row of qpos (forward kinematics)."""
-    model, data = _hopper()
-    full = np.zeros(model.nq)
-    out = np.empty(len(qpos))
-    for t, q in enumerate(qpos):
-        full[:HOPPER_NQ] = q
-        out[t] = lowest_point(model, data, full)
-    return out
-
-
-AIRBORNE = 0.02
-"""Clearance (m) above which the hopper is off the floor."""
-JUMP_PAY = 0.3
-"""What `air_flip_jump` pays a step per metre of clearance before the flip."""
+    return backflip_score(clip, waiting_cost=0.05, air_only=False, jump_pay=0.0)
 
 
 def air_flip(clip: Clip, jump_pay: float = 0.0, air_only: bool = True) -> np.ndarray:
-    """One flip made in the air, then standing (session 28, fifteenth round): `one_flip` (the env's score) with the
-    backward rotation paid only while the whole body is off the floor (with `air_only`; else where the env pays
-    it, the torso above 0.6 m), and, with `jump_pay`, that much a step per metre of clearance before the first whole
-    turn. Since lying ends a turn in the env, the landing is paid only after a turn made without lying; a lean back
-    on the foot, which the env's score pays up to about a quarter turn, earns nothing here."""
-    qpos, qvel = clip_states(clip, HOPPER_NQ)
-    lift = np.maximum(clearance(qpos), 0.0)
-    paid = backward_rotation(qpos, qvel)  # what the env's score pays for the turn
-    turn = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
-    rotation = np.where(lift > AIRBORNE, turn, np.minimum(turn, 0.0)) if air_only else paid
-    first_turn = -qpos[:, 2] < 2 * np.pi  # after it the env's score pays only turning forwards, the same here
-    return backflip_score(clip) + np.where(first_turn, rotation - paid + jump_pay * lift, 0.0)
+    """One flip made in the air, then standing (session 28, fifteenth round): `one_flip` with the backward rotation
+    paid only while the whole body is off the floor (with `air_only`; else where `one_flip` pays it, the torso above
+    0.6 m), and, with `jump_pay`, that much a step per metre of clearance before the first whole turn. A lean back
+    on the foot, which `one_flip` pays up to about a quarter turn, earns nothing here. Since session 29 the env's
+    `backflip_score` takes these as parameters."""
+    return backflip_score(clip, air_only=air_only, jump_pay=jump_pay)
 
 
 def air_flip_jump(clip: Clip) -> np.ndarray:
-    """`air_flip` with the jump paid (JUMP_PAY a step per metre of clearance, before the flip)."""
-    return air_flip(clip, jump_pay=JUMP_PAY)
+    """`air_flip` with the jump paid (JUMP_PAY, 0.3 a step per metre of clearance, before the flip): the env's
+    `backflip_score` since session 29."""
+    return backflip_score(clip)
 
 
 def one_flip_jump(clip: Clip) -> np.ndarray:
-    """The env's score with the jump paid as in `air_flip_jump` (rotation paid where the torso is above 0.6 m)."""
+    """`one_flip` with the jump paid as in `air_flip_jump` (rotation paid where the torso is above 0.6 m)."""
     return air_flip(clip, jump_pay=JUMP_PAY, air_only=False)

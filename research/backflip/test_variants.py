@@ -206,20 +206,3 @@ def test_one_flip_or_nothing_charges_standing_before_the_flip_as_lying():
     np.testing.assert_allclose(one_flip_or_nothing(landed)[101:], LANDED_STANDING)  # after the flip: as one_flip
     np.testing.assert_allclose(one_flip_or_nothing(landed)[5:90], one_flip(landed)[5:90] - 0.05)
     assert one_flip_or_nothing(landed)[5:90].min() > 0  # the fast turn pays more than its charge
-
-
-
-def test_air_flip_pays_the_turn_only_off_the_floor_and_the_jump_only_with_jump_pay(monkeypatch):
-    monkeypatch.chdir(Path(__file__).parent)
-    from backflip_variants import air_flip, air_flip_jump, clearance
-
-    turn = np.linspace(0, -math.pi, 40)
-    flying = _hopper_clip(turn, np.full(40, 2.5))  # torso 2.5 m up: the whole body off the floor
-    lifted = _hopper_clip(turn, np.full(40, 1.2))
-    touching = 1.2 - clearance(lifted.states[:, :6])  # each pose lowered until its lowest point is on the floor
-    on_foot = _hopper_clip(turn, touching)  # the same turn with the body on the floor
-    assert clearance(flying.states[:, :6]).min() > 0.5 and np.abs(clearance(on_foot.states[:, :6])).max() < 1e-6
-    assert air_flip(flying)[1:-1].sum() > 2.5  # about pi radians, paid
-    assert air_flip(on_foot).sum() <= 0  # turning on the floor earns nothing
-    extra = air_flip_jump(flying) - air_flip(flying)
-    np.testing.assert_allclose(extra, 0.3 * clearance(flying.states[:, :6]))
