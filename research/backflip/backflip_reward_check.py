@@ -16,6 +16,11 @@ wrapper). Printed per seed: the episode's backward turns and landed flips, and f
   with discount G values the episode from its start, by the model and (`score_disc_vs_standing`) by the score
   (ninth round: the score pays a failed flip about what a lean earns, the models less).
 
+With `--own`, each model also scores its own run's final agent on the same seeds (`own_vs_standing`, and with
+`--gamma` `own_disc_vs_standing`): does the model pay the flipper's episode more than what its own agent does?
+`--best` plays the flipper's agent of its best evaluation. The flipper may have trained on any env with
+HopperBackflip-v0's observations (e.g. with practice starts); it acts in HopperBackflip-v0.
+
 `--teacher-score package.module:function` measures against that score instead of the shipped one, e.g.
 `backflip_variants:no_hang`; its standing-to-lying gap is taken as the shipped score's (SCORE_GAP).
 """
@@ -83,13 +88,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 10_000, 10_001])
     parser.add_argument("--gamma", type=float, help="also compare the episodes discounted with this gamma")
     parser.add_argument("--teacher-score", help="package.module:function to measure against (default: shipped)")
+    parser.add_argument("--best", action="store_true", help="the flipper's agent of its best evaluation")
+    parser.add_argument("--own", action="store_true",
+                        help="also score each model's own run's final agent on the same seeds (`own_...`)")
     args = parser.parse_args()
     step_score = load_callable(args.teacher_score, "score function") if args.teacher_score else backflip_score
-    if run_env(args.flipper) != FLIPPER_ENV:
-        parser.error(f"{args.flipper} trained on {run_env(args.flipper)}: the flipper must be a {FLIPPER_ENV} run, "
-                     "whose observations the reward models' envs are given")
-    agent, outer = agent_in(args.flipper)
+    if make_env(run_env(args.flipper)).observation_space.shape != make_env(FLIPPER_ENV).observation_space.shape:
+        parser.error(f"{args.flipper} trained on {run_env(args.flipper)}: the flipper must see {FLIPPER_ENV}'s "
+                     "observations, which the reward models' envs are given")
+    agent, outer = agent_in(args.flipper, FLIPPER_ENV, best=args.best)
     models = {str(run): reward_model_of(run) for run in args.models}
+    own = {str(run): agent_in(run, FLIPPER_ENV) for run in args.models} if args.own else {}
     idle = next(episode_clips(NoAction(), outer, FLIPPER_ENV, 1, 0))  # type: ignore[arg-type]
     anchors = {name: standing_and_lying(model, env, idle) for name, (model, env) in models.items()}
     for seed in args.seeds:
@@ -111,6 +120,14 @@ def main() -> None:
                      "vs_standing": round((float(learned.sum()) - steps * stand) / (steps * (stand - lie)), 2)}
             if weights is not None:
                 check["disc_vs_standing"] = round(float((learned - stand) @ weights) / (stand - lie), 1)
+            if name in own:
+                mine = next(episode_clips(*own[name], FLIPPER_ENV, 1, seed))
+                learned_mine = model.reward(observe(env, mine.obs), mine.acts)
+                mine_steps = len(learned_mine)
+                check["own_vs_standing"] = round((float(learned_mine.sum()) - mine_steps * stand)
+                                                 / (mine_steps * (stand - lie)), 2)
+                if weights is not None:
+                    check["own_disc_vs_standing"] = round(float((learned_mine - stand) @ weights) / (stand - lie), 1)
             row[name] = check
         print(json.dumps(row))
 
