@@ -156,19 +156,17 @@ FLIGHT_RISE = (0.0, 3.0)
 """How fast (m/s) the body starts rising in `flight_pose`."""
 
 
-def flight_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator,
-                turn: tuple[float, float] = FLIGHT_TURN,
-                rise: tuple[float, float] = FLIGHT_RISE) -> tuple[np.ndarray, np.ndarray]:
-    """A hopper state (qpos, qvel) in the air during a backward flip: the torso's angle uniform over `turn`, each
-    leg joint uniform over its range, the body's lowest point uniform over FLIGHT_CLEARANCE above the floor (and
-    the torso above 0.75 m, so it does not start lying), spinning backwards at a speed uniform over FLIGHT_SPIN and
-    rising at a speed uniform over `rise`. `data` is overwritten."""
+def flight_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A hopper state (qpos, qvel) in the air during a backward flip: the torso's angle uniform over FLIGHT_TURN,
+    each leg joint uniform over its range, the body's lowest point uniform over FLIGHT_CLEARANCE above the floor
+    (and the torso above 0.75 m, so it does not start lying), spinning backwards at a speed uniform over
+    FLIGHT_SPIN and rising at a speed uniform over FLIGHT_RISE. `data` is overwritten."""
     qpos, qvel = np.zeros(model.nq), np.zeros(model.nv)
-    qpos[2] = rng.uniform(*turn)
+    qpos[2] = rng.uniform(*FLIGHT_TURN)
     low, high = model.jnt_range[3:HOPPER_NQ].T
     qpos[3:HOPPER_NQ] = rng.uniform(low, high)
     qpos[1] += max(rng.uniform(*FLIGHT_CLEARANCE) - lowest_point(model, data, qpos), 0.75 - qpos[1])
-    qvel[1] = rng.uniform(*rise)
+    qvel[1] = rng.uniform(*FLIGHT_RISE)
     qvel[2] = -rng.uniform(*FLIGHT_SPIN)
     return qpos, qvel
 

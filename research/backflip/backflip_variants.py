@@ -261,11 +261,11 @@ def flip_then_stand(clip: Clip) -> np.ndarray:
 
 def one_flip(clip: Clip) -> np.ndarray:
     """A teacher who wants one backflip and then standing, as tried in session 26 (its runs' config.json names it):
-`every_turn_pays`'s rotation paid during the first whole turn only, standing after it paid LANDED_STANDING a step,
-lying and hanging upside down charged 0.05 a step. Under `every_turn_pays`, PPO trained with `fallen_starts` learned
-to get up and then tumbled on, each further turn paid as the first (README.md, thirteenth round); here a second
-turn earns nothing and landing is the only way to earn more after the first. Shipped as the env's score in
-sessions 27 and 28; since session 29 the env's score pays the turn only in the air and pays the jump."""
+    `every_turn_pays`'s rotation paid during the first whole turn only, standing after it paid LANDED_STANDING a step,
+    lying and hanging upside down charged 0.05 a step. Under `every_turn_pays`, PPO trained with `fallen_starts` learned
+    to get up and then tumbled on, each further turn paid as the first (README.md, thirteenth round); here a second
+    turn earns nothing and landing is the only way to earn more after the first. Shipped as the env's score in
+    sessions 27 and 28; since session 29 the env's score pays the turn only in the air and pays the jump."""
     return backflip_score(clip, air_only=False, jump_pay=0.0)
 
 
