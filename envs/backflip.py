@@ -214,11 +214,16 @@ def whole_turns(angle: np.ndarray) -> np.ndarray:
     return np.maximum(np.floor((0.5 - angle) / (2 * math.pi)), 0.0)
 
 
-def backward_rotation(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
-    """Backward rotation of the torso this step (radians, at most 0.1), paid only while the torso is above
-    0.6 m; turning forwards costs anywhere."""
+def rotation_paid(qvel: np.ndarray, paid: np.ndarray) -> np.ndarray:
+    """Backward rotation of the torso this step (radians, at most 0.1), paid only where `paid`; turning forwards
+    costs anywhere."""
     backward = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
-    return np.where(qpos[:, 1] > 0.6, backward, np.minimum(backward, 0.0))
+    return np.where(paid, backward, np.minimum(backward, 0.0))
+
+
+def backward_rotation(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    """`rotation_paid` while the torso is above 0.6 m."""
+    return rotation_paid(qvel, qpos[:, 1] > 0.6)
 
 
 HANG_TURN = 0.02
@@ -281,15 +286,14 @@ def backflip_score(clip: Clip, waiting_cost: float = 0.0, air_only: bool = True,
     (research/backflip/README.md, fifteenth and sixteenth rounds). The torso's hinge angle is unwrapped and in the
     observation, so the score stays a function of the step's state."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
-    turn = np.minimum(-qvel[:, 2] * HOPPER_DT, 0.1)
     lift = np.maximum(clearance(qpos), 0.0) if air_only or jump_pay else np.zeros(len(qpos))
-    rotation = np.where(lift > AIRBORNE, turn, np.minimum(turn, 0.0)) if air_only else backward_rotation(qpos, qvel)
+    rotation = rotation_paid(qvel, lift > AIRBORNE) if air_only else backward_rotation(qpos, qvel)
     first_turn = -qpos[:, 2] < 2 * math.pi
     turned = whole_turns(qpos[:, 2]) >= 1
     down = lying(qpos) | hanging(qpos, qvel)
     landed = LANDED_STANDING * turned * standing(qpos)
     waiting = ~turned & ~down
-    return (np.where(first_turn, rotation + jump_pay * lift, np.minimum(turn, 0.0)) + landed - 0.05 * down
+    return (np.where(first_turn, rotation + jump_pay * lift, np.minimum(rotation, 0.0)) + landed - 0.05 * down
             - waiting_cost * waiting)
 
 
