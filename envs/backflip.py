@@ -29,7 +29,7 @@ class HopperBackflipEnv(HopperEnv):
               "prefrl_episode_score": "prefrl.envs.backflip:count_backflips"}
 
     def __init__(self, cut_after_lying: int | None = None, fallen_starts: float = 0.0, landed_starts: float = 0.0,
-                 flight_starts: float = 0.0, **kwargs: Any) -> None:
+                 flight_starts: float = 0.0, takeoff_starts: float = 0.0, **kwargs: Any) -> None:
         """`cut_after_lying`: end the episode (truncated, not terminated) once the hopper has been lying (see `lying`)
         for this many steps in a row. A fallen hopper rarely gets up, so an uncut episode after a failed attempt is
         up to 900 steps of lying that teach nothing and that no person wants to watch; cut, a run sees several
@@ -52,7 +52,15 @@ class HopperBackflipEnv(HopperEnv):
         landings from the first steps. With starts late in the flip only (session 28) PPO landed no flip; with
         these, flips in the air (research/backflip/README.md, fifteenth and sixteenth rounds). Default 0.
 
-        `landed_starts`: the share of the episodes that would start standing (not fallen, not in flight) that start
+        `takeoff_starts`: the share of the episodes not started fallen or in flight that start on the foot at the
+        take-off of a backward flip: leaning back, the foot on the floor, the body already rising and spinning
+        backwards (see `takeoff_pose`). Flight starts teach the turn in the air once the body spins; what PPO
+        misses from standing in half its seeds is the take-off fast enough to turn the whole way (it jumps with a
+        third of a turn's spin and falls on its back). Started at the take-off, it practises the push that sends
+        the spin on. Default 0.
+
+        `landed_starts`: the share of the episodes that would start standing (not fallen, in flight or at the
+        take-off) that start
         as if a flip had just landed: the same standing pose with the torso's unwrapped hinge angle one whole turn
         back (-2*pi). The body is where it was; what differs is the observed angle, and so what the score pays for
         standing (0.1 a step, against nothing before a flip). Without them the only clips of standing after a turn
@@ -60,7 +68,7 @@ class HopperBackflipEnv(HopperEnv):
         is good wherever the torso had been, and their agents stood still (research/backflip/README.md, thirteenth
         round). Default 0.
 
-        All four are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 flight_starts 0.5
+        All five are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 flight_starts 0.5
         landed_starts 0.4`): evaluations play whole episodes from standing.
 
         Lying ends a turn: whenever the hopper lies (see `lying`), the torso's unwrapped angle is folded back to
@@ -77,6 +85,8 @@ class HopperBackflipEnv(HopperEnv):
             raise ValueError(f"landed_starts is a share of the standing starts, from 0 to 1 (got {landed_starts})")
         if not 0.0 <= flight_starts <= 1.0:
             raise ValueError(f"flight_starts is a share of the episodes, from 0 to 1 (got {flight_starts})")
+        if not 0.0 <= takeoff_starts <= 1.0:
+            raise ValueError(f"takeoff_starts is a share of the episodes, from 0 to 1 (got {takeoff_starts})")
         kwargs = {"forward_reward_weight": 0.0, "healthy_reward": 0.0, "terminate_when_unhealthy": False, **kwargs}
         super().__init__(**kwargs)
         self.metadata = {**self.metadata, **self.SCORES}  # MujocoEnv sets metadata in __init__
@@ -84,6 +94,7 @@ class HopperBackflipEnv(HopperEnv):
         self.fallen_starts = fallen_starts
         self.landed_starts = landed_starts
         self.flight_starts = flight_starts
+        self.takeoff_starts = takeoff_starts
         self._lying_steps = 0
 
     def reset_model(self) -> Any:
@@ -93,6 +104,9 @@ class HopperBackflipEnv(HopperEnv):
             obs = self._get_obs()
         elif self.flight_starts and self.np_random.random() < self.flight_starts:
             self.set_state(*flight_pose(self.model, self.data, self.np_random))
+            obs = self._get_obs()
+        elif self.takeoff_starts and self.np_random.random() < self.takeoff_starts:
+            self.set_state(*takeoff_pose(self.model, self.data, self.np_random))
             obs = self._get_obs()
         elif self.landed_starts and self.np_random.random() < self.landed_starts:
             qpos = self.data.qpos.copy()
@@ -168,6 +182,36 @@ def flight_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Gener
     qpos[1] += max(rng.uniform(*FLIGHT_CLEARANCE) - lowest_point(model, data, qpos), 0.75 - qpos[1])
     qvel[1] = rng.uniform(*FLIGHT_RISE)
     qvel[2] = -rng.uniform(*FLIGHT_SPIN)
+    return qpos, qvel
+
+
+TAKEOFF_TURN = (-0.3 * math.pi, 0.0)
+"""The torso angles `takeoff_pose` starts from: upright to leaning back 0.15 of a turn."""
+TAKEOFF_SPIN = (0.0, 10.0)
+"""The backward spin (rad/s) of the torso that `takeoff_pose` starts with."""
+TAKEOFF_RISE = (0.0, 3.0)
+"""How fast (m/s) the body starts rising in `takeoff_pose`."""
+TAKEOFF_HEIGHT = 0.9
+"""The lowest torso height (m) of a `takeoff_pose`: poses that would start it lower are drawn again."""
+
+
+def takeoff_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A hopper state (qpos, qvel) at the take-off of a backward flip: the torso's angle uniform over TAKEOFF_TURN,
+    each leg joint uniform over its range, the body lowered or lifted until its lowest point touches the floor
+    (drawn again until the torso is at least TAKEOFF_HEIGHT up), rising at a speed uniform over TAKEOFF_RISE and
+    spinning backwards at a speed uniform over TAKEOFF_SPIN. `data` is overwritten."""
+    qpos, qvel = np.zeros(model.nq), np.zeros(model.nv)
+    low, high = model.jnt_range[3:HOPPER_NQ].T
+    while True:
+        qpos[:] = 0.0
+        qpos[1] = 1.25
+        qpos[2] = rng.uniform(*TAKEOFF_TURN)
+        qpos[3:HOPPER_NQ] = rng.uniform(low, high)
+        qpos[1] -= lowest_point(model, data, qpos) - 0.005
+        if qpos[1] >= TAKEOFF_HEIGHT:
+            break
+    qvel[1] = rng.uniform(*TAKEOFF_RISE)
+    qvel[2] = -rng.uniform(*TAKEOFF_SPIN)
     return qpos, qvel
 
 
