@@ -247,10 +247,21 @@ def standing(qpos: np.ndarray) -> np.ndarray:
     return (tilt(qpos[:, 2]) < 0.5) & (qpos[:, 1] > 0.8) & (qpos[:, 1] < 1.4)
 
 
-def lying(qpos: np.ndarray) -> np.ndarray:
-    """Torso below LYING_HEIGHT, or below 0.65 m and upside down (more than 90 degrees from upright)."""
+LYING_CLEARANCE = 0.1
+"""Clearance (m, see `clearance`) below which a hopper with its torso low is on the floor, so lying."""
+
+
+def lying(qpos: np.ndarray, lift: np.ndarray | None = None) -> np.ndarray:
+    """Torso below LYING_HEIGHT, or below 0.65 m and upside down (more than 90 degrees from upright), with the
+    body on the floor: its lowest point less than LYING_CLEARANCE up (`lift`, the clearance of each row, computed
+    where not given). A low flip passes upside down with the torso at 0.6 m and the whole body 0.4 m clear of the
+    floor: that is a flip in the air, not lying (before session 30 it counted as lying, which ended its turn)."""
     height = qpos[:, 1]
-    return (height < LYING_HEIGHT) | ((height < 0.65) & (tilt(qpos[:, 2]) > math.pi / 2))
+    low = (height < LYING_HEIGHT) | ((height < 0.65) & (tilt(qpos[:, 2]) > math.pi / 2))
+    if lift is None:
+        lift = np.zeros(len(qpos))
+        lift[low] = clearance(qpos[low])
+    return low & (lift < LYING_CLEARANCE)
 
 
 def whole_turns(angle: np.ndarray) -> np.ndarray:
@@ -281,9 +292,10 @@ def slow_turn(qvel: np.ndarray) -> np.ndarray:
     return -qvel[:, 2] * HOPPER_DT < HANG_TURN
 
 
-def hanging(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
-    """Torso more than 90 degrees from upright, off the ground (not lying), and turning slowly: a headstand."""
-    return (tilt(qpos[:, 2]) > math.pi / 2) & ~lying(qpos) & slow_turn(qvel)
+def hanging(qpos: np.ndarray, qvel: np.ndarray, lift: np.ndarray | None = None) -> np.ndarray:
+    """Torso more than 90 degrees from upright, not lying (`lift` as for `lying`), and turning slowly: a headstand,
+    or hanging at the top of a jump."""
+    return (tilt(qpos[:, 2]) > math.pi / 2) & ~lying(qpos, lift) & slow_turn(qvel)
 
 
 AIRBORNE = 0.02
@@ -319,7 +331,7 @@ def backflip_score(clip: Clip, waiting_cost: float = 0.0, air_only: bool = True,
     - `jump_pay` (JUMP_PAY, 0.3) a step per metre of clearance during the first whole turn: the jump;
     - LANDED_STANDING (0.1) a step standing once a whole backward turn is done: the landing. Since the env ends
       a turn whenever the hopper lies, only a turn made without lying on the floor lands;
-    - minus 0.05 a step lying (torso below 0.5 m, or below 0.65 m and upside down) or hanging upside down
+    - minus 0.05 a step lying (torso below 0.5 m, or below 0.65 m and upside down, on the floor) or hanging upside down
       off the ground while turning slowly (a headstand);
     - minus `waiting_cost` a step for each step before the first whole turn that is neither lying nor hanging (0
       shipped; research's `one_flip_or_nothing` charges standing before the flip as lying).
@@ -330,11 +342,11 @@ def backflip_score(clip: Clip, waiting_cost: float = 0.0, air_only: bool = True,
     (research/backflip/README.md, fifteenth and sixteenth rounds). The torso's hinge angle is unwrapped and in the
     observation, so the score stays a function of the step's state."""
     qpos, qvel = clip_states(clip, HOPPER_NQ)
-    lift = np.maximum(clearance(qpos), 0.0) if air_only or jump_pay else np.zeros(len(qpos))
+    lift = np.maximum(clearance(qpos), 0.0)
     rotation = rotation_paid(qvel, lift > AIRBORNE) if air_only else backward_rotation(qpos, qvel)
     first_turn = -qpos[:, 2] < 2 * math.pi
     turned = whole_turns(qpos[:, 2]) >= 1
-    down = lying(qpos) | hanging(qpos, qvel)
+    down = lying(qpos, lift) | hanging(qpos, qvel, lift)
     landed = LANDED_STANDING * turned * standing(qpos)
     waiting = ~turned & ~down
     return (np.where(first_turn, rotation + jump_pay * lift, np.minimum(rotation, 0.0)) + landed - 0.05 * down

@@ -265,6 +265,27 @@ def test_lying_ends_a_turn_so_a_roll_on_the_floor_is_no_flip():
     assert hopper.data.qpos[2] < -6
 
 
+def test_a_low_flip_in_the_air_is_not_lying_so_its_turn_goes_on():
+    env = make_env("prefrl/HopperBackflip-v0")
+    env.reset(seed=0)
+    hopper = env.unwrapped
+    qpos, qvel = np.zeros(hopper.model.nq), np.zeros(hopper.model.nv)
+    qpos[2] = -1.1 * math.pi  # past upside down in a backward turn
+    qpos[1] -= lowest_point(hopper.model, hopper.data, qpos)  # on the floor, on its head
+    on_floor = qpos.copy()
+    assert on_floor[1] < 0.65 and lying(on_floor[None])[0]
+    qpos[1] += 0.3  # the same pose 0.3 m clear of the floor: the torso still below 0.65 m
+    assert qpos[1] < 0.65 and not lying(qpos[None])[0]
+    assert not lying(qpos[None], lift=np.array([0.3]))[0] and lying(qpos[None], lift=np.array([0.0]))[0]
+    qvel[2] = -10.0  # spinning on backwards
+    hopper.set_state(qpos, qvel)
+    env.step(np.zeros(3))
+    assert hopper.data.qpos[2] < -1.1 * math.pi  # the turn is not folded back: it goes on
+    hopper.set_state(on_floor, qvel)
+    env.step(np.zeros(3))
+    assert abs(hopper.data.qpos[2]) <= math.pi  # on the floor it lies, and lying ends the turn
+
+
 def test_backflip_practice_episodes_can_start_in_the_air_anywhere_in_a_flip():
     env = make_env("prefrl/HopperBackflip-v0", flight_starts=1.0)
     hopper = env.unwrapped
@@ -290,6 +311,36 @@ def test_backflip_practice_episodes_can_start_in_the_air_anywhere_in_a_flip():
     assert min(kinds) > 5 and flying.sum() > 20 and sum(kinds) + flying.sum() == 60  # flight first, then landed
     with pytest.raises(ValueError, match="flight_starts is a share"):
         make_env("prefrl/HopperBackflip-v0", flight_starts=-0.1)
+
+
+def test_backflip_practice_episodes_can_start_at_the_take_off():
+    env = make_env("prefrl/HopperBackflip-v0", takeoff_starts=1.0)
+    hopper = env.unwrapped
+    left_floor, turned_on = 0, 0
+    for seed in range(20):
+        env.reset(seed=seed)
+        qpos, qvel = hopper.data.qpos.copy(), hopper.data.qvel.copy()
+        assert -0.3 * math.pi <= qpos[2] <= 0 and -10 <= qvel[2] <= 0 and 0 <= qvel[1] <= 3
+        assert abs(lowest_point(hopper.model, hopper.data, qpos)) < 0.01 and qpos[1] >= 0.9  # on the foot
+        states = [qpos]
+        for _ in range(40):  # no torque: the spin and the rise it started with carry it
+            env.step(np.zeros(3))
+            states.append(hopper.data.qpos.copy())
+        q = np.array(states)
+        left_floor += bool((clearance(q) > 0.1).any())
+        turned_on += q[:, 2].min() < qpos[2] - 0.5
+    assert left_floor >= 5 and turned_on >= 10
+    mixed = make_env("prefrl/HopperBackflip-v0", flight_starts=0.5, takeoff_starts=0.5)
+    kinds = []
+    for seed in range(60):
+        mixed.reset(seed=seed)
+        data = mixed.unwrapped.data
+        lifted = lowest_point(mixed.unwrapped.model, data, data.qpos.copy())
+        kinds.append("flight" if lifted > 0.15 else "take-off" if data.qvel[2] < -0.05 or data.qpos[2] < -0.02
+                     else "standing")
+    assert kinds.count("flight") > 20 and 5 < kinds.count("take-off") < 25 and kinds.count("standing") > 5
+    with pytest.raises(ValueError, match="takeoff_starts is a share"):
+        make_env("prefrl/HopperBackflip-v0", takeoff_starts=1.5)
 
 
 def test_backflip_practice_episodes_can_start_where_a_failed_flip_ends():
