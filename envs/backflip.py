@@ -71,11 +71,11 @@ class HopperBackflipEnv(HopperEnv):
         All five are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 flight_starts 0.5
         landed_starts 0.4`): evaluations play whole episodes from standing.
 
-        Lying ends a turn: whenever the hopper lies (see `lying`), the torso's unwrapped angle is folded back to
-        within half a turn of upright (the same pose; only the count of turns changes). A turn finished rolling
-        on the floor is then no flip: the score pays standing only after a whole turn made without lying, and
-        `count_backflips` counts only those. Before this, every flip PPO had learned here was such a roll
-        (research/backflip/README.md, fifteenth round)."""
+        Lying ends a turn: whenever the hopper lies (see `lying`: the torso low, the body on the floor), the
+        torso's unwrapped angle is folded back to within half a turn of upright (the same pose; only the count of
+        turns changes). A turn finished rolling on the floor is then no flip: the score pays standing only after a
+        whole turn made without lying, and `count_backflips` counts only those. Before this, every flip PPO had
+        learned here was such a roll (research/backflip/README.md, fifteenth round)."""
         if cut_after_lying is not None and cut_after_lying < 1:
             raise ValueError(f"cut_after_lying must be a positive number of steps (got {cut_after_lying}): "
                              "leave it out to never cut")
