@@ -204,7 +204,6 @@ def takeoff_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Gene
     low, high = model.jnt_range[3:HOPPER_NQ].T
     while True:
         qpos[:] = 0.0
-        qpos[1] = 1.25
         qpos[2] = rng.uniform(*TAKEOFF_TURN)
         qpos[3:HOPPER_NQ] = rng.uniform(low, high)
         qpos[1] -= lowest_point(model, data, qpos) - 0.005
