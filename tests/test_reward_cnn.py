@@ -112,7 +112,8 @@ def test_cnn_ensemble_learns_a_synthetic_image_preference(rng, image_steps, prec
     for _ in range(2 if image_steps is None else 4):
         stats = trainer.update(data)
     # 2 of 4 steps is the noisiest estimate there is (runs read 8 of 25): it learns, a little less well here
-    assert stats.val_accuracy >= (0.8 if image_steps is None else 0.7), (before, stats)
+    bar = 0.8 if image_steps is None else 0.7  # val_accuracy is a float32: 56 of 80 right is 0.69999999
+    assert stats.val_accuracy >= bar - 1e-6, (before, stats)
     assert stats.val_accuracy > before + 0.2
 
 
