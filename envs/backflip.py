@@ -142,13 +142,20 @@ def fallen_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Gener
     """A hopper state (qpos, qvel) late in a backward turn and on the floor, where a failed flip ends: the torso's
     angle uniform over FALLEN_TURN, each leg joint uniform over its range, the body lowered until its lowest point
     touches the floor, and the torso turning backwards at up to FALLEN_SPIN. `data` is overwritten."""
-    qpos, qvel = np.zeros(model.nq), np.zeros(model.nv)
-    qpos[2] = rng.uniform(*FALLEN_TURN)
-    low, high = model.jnt_range[3:HOPPER_NQ].T
-    qpos[3:HOPPER_NQ] = rng.uniform(low, high)
+    qpos, qvel = turned_pose(model, rng, FALLEN_TURN), np.zeros(model.nv)
     qpos[1] -= lowest_point(model, data, qpos) - 0.005  # qpos[1] is the torso's height: lift or lower the body
     qvel[2] = -rng.uniform(0.0, FALLEN_SPIN)
     return qpos, qvel
+
+
+def turned_pose(model: mujoco.MjModel, rng: np.random.Generator, turn: tuple[float, float]) -> np.ndarray:
+    """A hopper pose (qpos) with the torso's angle uniform over `turn`, each leg joint uniform over its range, and
+    the torso at height 0 (the practice poses then lift or lower it)."""
+    qpos = np.zeros(model.nq)
+    qpos[2] = rng.uniform(*turn)
+    low, high = model.jnt_range[3:HOPPER_NQ].T
+    qpos[3:HOPPER_NQ] = rng.uniform(low, high)
+    return qpos
 
 
 def lowest_point(model: mujoco.MjModel, data: mujoco.MjData, qpos: np.ndarray) -> float:
@@ -175,10 +182,7 @@ def flight_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Gener
     each leg joint uniform over its range, the body's lowest point uniform over FLIGHT_CLEARANCE above the floor
     (and the torso above 0.75 m, so it does not start lying), spinning backwards at a speed uniform over
     FLIGHT_SPIN and rising at a speed uniform over FLIGHT_RISE. `data` is overwritten."""
-    qpos, qvel = np.zeros(model.nq), np.zeros(model.nv)
-    qpos[2] = rng.uniform(*FLIGHT_TURN)
-    low, high = model.jnt_range[3:HOPPER_NQ].T
-    qpos[3:HOPPER_NQ] = rng.uniform(low, high)
+    qpos, qvel = turned_pose(model, rng, FLIGHT_TURN), np.zeros(model.nv)
     qpos[1] += max(rng.uniform(*FLIGHT_CLEARANCE) - lowest_point(model, data, qpos), 0.75 - qpos[1])
     qvel[1] = rng.uniform(*FLIGHT_RISE)
     qvel[2] = -rng.uniform(*FLIGHT_SPIN)
@@ -200,15 +204,12 @@ def takeoff_pose(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Gene
     each leg joint uniform over its range, the body lowered or lifted until its lowest point touches the floor
     (drawn again until the torso is at least TAKEOFF_HEIGHT up), rising at a speed uniform over TAKEOFF_RISE and
     spinning backwards at a speed uniform over TAKEOFF_SPIN. `data` is overwritten."""
-    qpos, qvel = np.zeros(model.nq), np.zeros(model.nv)
-    low, high = model.jnt_range[3:HOPPER_NQ].T
     while True:
-        qpos[:] = 0.0
-        qpos[2] = rng.uniform(*TAKEOFF_TURN)
-        qpos[3:HOPPER_NQ] = rng.uniform(low, high)
+        qpos = turned_pose(model, rng, TAKEOFF_TURN)
         qpos[1] -= lowest_point(model, data, qpos) - 0.005
         if qpos[1] >= TAKEOFF_HEIGHT:
             break
+    qvel = np.zeros(model.nv)
     qvel[1] = rng.uniform(*TAKEOFF_RISE)
     qvel[2] = -rng.uniform(*TAKEOFF_SPIN)
     return qpos, qvel

@@ -286,6 +286,16 @@ def test_a_low_flip_in_the_air_is_not_lying_so_its_turn_goes_on():
     assert abs(hopper.data.qpos[2]) <= math.pi  # on the floor it lies, and lying ends the turn
 
 
+def _coast(env, steps: int) -> np.ndarray:
+    """The hopper's poses (qpos) from where it is now through `steps` steps of zero torque."""
+    data = env.unwrapped.data
+    states = [data.qpos.copy()]
+    for _ in range(steps):
+        env.step(np.zeros(3))
+        states.append(data.qpos.copy())
+    return np.array(states)
+
+
 def test_backflip_practice_episodes_can_start_in_the_air_anywhere_in_a_flip():
     env = make_env("prefrl/HopperBackflip-v0", flight_starts=1.0)
     hopper = env.unwrapped
@@ -297,11 +307,7 @@ def test_backflip_practice_episodes_can_start_in_the_air_anywhere_in_a_flip():
         assert 0 <= qvel[1] <= 3  # rising, as after a take-off, or at the top
         assert lowest_point(hopper.model, hopper.data, qpos) > 0.15 and not lying(qpos[None])[0]  # in the air
         late += qpos[2] < -1.2 * math.pi
-        states = [qpos]
-        for _ in range(120):  # no torque: it falls, and some land on the foot with the turn whole
-            env.step(np.zeros(3))
-            states.append(hopper.data.qpos.copy())
-        q = np.array(states)
+        q = _coast(env, 120)  # no torque: it falls, and some land on the foot with the turn whole
         paid += bool((standing(q) & (whole_turns(q[:, 2]) >= 1)).any())
     assert 5 < late < 25 and 2 <= paid <= 20
     mixed = make_env("prefrl/HopperBackflip-v0", landed_starts=0.5, flight_starts=0.5)
@@ -322,11 +328,7 @@ def test_backflip_practice_episodes_can_start_at_the_take_off():
         qpos, qvel = hopper.data.qpos.copy(), hopper.data.qvel.copy()
         assert -0.3 * math.pi <= qpos[2] <= 0 and -10 <= qvel[2] <= 0 and 0 <= qvel[1] <= 3
         assert abs(lowest_point(hopper.model, hopper.data, qpos)) < 0.01 and qpos[1] >= 0.9  # on the foot
-        states = [qpos]
-        for _ in range(40):  # no torque: the spin and the rise it started with carry it
-            env.step(np.zeros(3))
-            states.append(hopper.data.qpos.copy())
-        q = np.array(states)
+        q = _coast(env, 40)  # no torque: the spin and the rise it started with carry it
         left_floor += bool((clearance(q) > 0.1).any())
         turned_on += q[:, 2].min() < qpos[2] - 0.5
     assert left_floor >= 5 and turned_on >= 10
