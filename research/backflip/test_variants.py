@@ -206,3 +206,33 @@ def test_one_flip_or_nothing_charges_standing_before_the_flip_as_lying():
     np.testing.assert_allclose(one_flip_or_nothing(landed)[101:], LANDED_STANDING)  # after the flip: as one_flip
     np.testing.assert_allclose(one_flip_or_nothing(landed)[5:90], one_flip(landed)[5:90] - 0.05)
     assert one_flip_or_nothing(landed)[5:90].min() > 0  # the fast turn pays more than its charge
+
+
+def test_reference_starts_start_at_recorded_flip_states_shifted_into_the_first_turn(monkeypatch, tmp_path):
+    """reference_states.flip_segments keeps each landed flip with its angle shifted by whole turns, and
+    hopper_reference_starts starts that share of episodes at one of the saved states."""
+    from backflip_variants import hopper_reference_starts
+    from reference_states import flip_segments
+
+    monkeypatch.chdir(Path(__file__).parent)
+    t = 300  # stand, a whole backward turn at 1.5 m, stand; then a second turn and stand
+    turn = np.concatenate([np.zeros(40), np.linspace(0, -2 * math.pi, 60), np.full(60, -2 * math.pi)])
+    angles = np.concatenate([turn, turn[40:] - 2 * math.pi, np.full(t - 2 * len(turn) + 40, -4 * math.pi)])
+    heights = np.where(np.isclose(angles % (2 * math.pi), 0) | np.isclose(angles % (2 * math.pi), 2 * math.pi),
+                       1.25, 1.5)
+    states = _hopper_clip(angles, heights).states
+    segments = flip_segments(states, before=10, after=5)
+    assert len(segments) == 2
+    for part in segments:  # each starts standing at the first turn's angle and ends a whole turn later
+        assert abs(part[0, 2]) < 0.5 and abs(part[-1, 2] + 2 * math.pi) < 0.5
+
+    saved = np.concatenate(segments)
+    np.savez(tmp_path / "ref.npz", qpos=saved[:, :6], qvel=saved[:, 6:])
+    env = hopper_reference_starts(1.0, reference=str(tmp_path / "ref.npz"))
+    starts = [env.reset(seed=k) and env.unwrapped.data.qpos.copy() for k in range(20)]
+    rows = {tuple(np.round(r, 6)) for r in saved[:, :6]}
+    assert all(tuple(np.round(q, 6)) in rows for q in starts)  # every start is a saved state
+    assert len({tuple(q) for q in starts}) > 10  # drawn, not one state
+    plain = hopper_reference_starts(0.0)
+    plain.reset(seed=0)
+    assert abs(plain.unwrapped.data.qpos[2]) < 0.1  # share 0: the env as registered
