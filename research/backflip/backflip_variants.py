@@ -19,13 +19,15 @@ session 29 it ships `air_flip_jump` (`backflip_score` with its defaults). None o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 import prefrl.envs  # noqa: F401  (registers prefrl/HopperBackflip-v0)
-from prefrl.core.data import Clip
+from prefrl.core.data import Answer, Clip
+from prefrl.core.store.sqlite import PreferenceStore
 from prefrl.envs.backflip import (
     HOPPER_NQ,
     JUMP_PAY,
@@ -126,6 +128,64 @@ def hopper_reference_starts(reference_starts: float = 0.0, reference: str = "ref
     from it). Default 0: the env as registered, which is what evaluations play."""
     env = gym.make("prefrl/HopperBackflip-v0", **kwargs)
     return ReferenceStarts(env, reference_starts, reference) if reference_starts else env
+
+
+class PreferredStarts(gym.Wrapper):
+    """Starts a share of the episodes at a state drawn uniformly from the clips the teacher preferred in the run's own
+    preference store (the winner of each of the latest `recent` labelled pairs; equal and skipped answers give none):
+    reference state initialisation with the run's own best clips as the reference, so no other agent is needed.
+    Reread every `refresh` resets; until the first label, every episode starts as the env starts it."""
+
+    def __init__(self, env: gym.Env, share: float, store: str, recent: int = 200, refresh: int = 10) -> None:
+        super().__init__(env)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"preferred_starts is a share of the episodes, from 0 to 1 (got {share})")
+        self.share, self.path, self.recent, self.refresh = share, Path(store), recent, refresh
+        self._store: PreferenceStore | None = None
+        self._clip_states: dict[int, np.ndarray] = {}
+        self._states = np.zeros((0, 2 * HOPPER_NQ))
+        self._resets = 0
+
+    def winners(self) -> list[int]:
+        """Ids of the preferred clips of the latest `recent` labelled pairs."""
+        if self._store is None:
+            if not self.path.exists():
+                return []
+            self._store = PreferenceStore(self.path)
+        pairs = self._store.labelled_pairs()[-self.recent:]
+        return [q.left_id if label.answer == Answer.LEFT else q.right_id for q, label in pairs
+                if label.answer in (Answer.LEFT, Answer.RIGHT)]
+
+    def _reread(self) -> None:
+        ids = self.winners()
+        for clip_id in set(ids) - set(self._clip_states):
+            self._clip_states[clip_id] = np.asarray(self._store.clip(clip_id).states)  # type: ignore[union-attr]
+        if ids:
+            self._states = np.concatenate([self._clip_states[i] for i in ids])
+
+    def reset(self, **kwargs: Any) -> Any:
+        if self._resets % self.refresh == 0:
+            self._reread()
+        self._resets += 1
+        obs, info = self.env.reset(**kwargs)
+        base = self.env.unwrapped
+        if len(self._states) and base.np_random.random() < self.share:
+            state = self._states[int(base.np_random.integers(len(self._states)))]
+            base.set_state(state[:HOPPER_NQ], state[HOPPER_NQ:])
+            obs = base._get_obs()
+        return obs, info
+
+
+def hopper_preferred_starts(preferred_starts: float = 0.0, store: str = "", **kwargs: Any) -> gym.Env:
+    """prefrl/HopperBackflip-v0 (other keyword arguments go to it) with `preferred_starts` of its episodes started at a
+    state of a clip its teacher preferred (`PreferredStarts`; `store` is the run's own prefs.sqlite, which need not
+    exist yet). Default 0: the env as registered, which is what evaluations play."""
+    env = gym.make("prefrl/HopperBackflip-v0", **kwargs)
+    if not preferred_starts:
+        return env
+    if not store:
+        raise ValueError("preferred_starts needs store: the run's own prefs.sqlite (RUN/prefs.sqlite)")
+    return PreferredStarts(env, preferred_starts, store)
 
 
 def standing_bonus_from_the_start(clip: Clip) -> np.ndarray:

@@ -236,3 +236,30 @@ def test_reference_starts_start_at_recorded_flip_states_shifted_into_the_first_t
     plain = hopper_reference_starts(0.0)
     plain.reset(seed=0)
     assert abs(plain.unwrapped.data.qpos[2]) < 0.1  # share 0: the env as registered
+
+
+def test_preferred_starts_start_at_states_of_the_clips_the_teacher_preferred(monkeypatch, tmp_path):
+    """hopper_preferred_starts reads the run's store: starts come from the winner of each labelled pair, none from
+    the loser or an equal answer, and with no store yet every episode starts as the env starts it."""
+    from backflip_variants import hopper_preferred_starts
+
+    from prefrl.core.data import Answer
+    from prefrl.core.store.sqlite import PreferenceStore
+
+    monkeypatch.chdir(Path(__file__).parent)
+    path = tmp_path / "prefs.sqlite"
+    env = hopper_preferred_starts(1.0, store=str(path))
+    env.reset(seed=0)
+    assert abs(env.unwrapped.data.qpos[2]) < 0.1  # no store yet: a standing start
+
+    def clip(angle: float) -> Clip:
+        return _hopper_clip(np.full(30, angle) + np.linspace(0, 0.01, 30), np.full(30, 1.3))
+
+    store = PreferenceStore(path, env_id="prefrl/HopperBackflip-v0")
+    won, lost, tied = store.add_clip(clip(-2.0)), store.add_clip(clip(-1.0)), store.add_clip(clip(-3.0))
+    store.add_label(store.add_query(lost, won, env_step=0), Answer.RIGHT, labeler="t")
+    store.add_label(store.add_query(tied, lost, env_step=0), Answer.EQUAL, labeler="t")
+    env = hopper_preferred_starts(1.0, store=str(path))
+    angles = [env.reset(seed=k) and env.unwrapped.data.qpos[2] for k in range(12)]
+    assert all(-2.0 <= a <= -1.99 for a in angles)  # the winner's states only
+    assert len(set(angles)) > 3
