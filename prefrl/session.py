@@ -69,6 +69,9 @@ class Session:
     timers: Timers = field(default_factory=Timers)
     t_start: float = field(default_factory=time.time)
     stats: RewardStats | None = None
+    stand_in: PacedTeacher | None = None
+    """The scripted teacher answering at a person's pace, when it is the run's teacher (its thread is checked while
+    the run waits for it)."""
 
     # -- building -------------------------------------------------------------------------------------
     @classmethod
@@ -148,7 +151,7 @@ class Session:
         bar = tqdm(total=cfg.steps, initial=wrapper.env_step, unit="step", disable=not cfg.progress,
                    desc=f"{env_id} ({cfg.reward} reward)")
         session = cls(cfg, run, agent_cfg, wrapper, outer, agent, model, prefs, rng, episode_score, resumed, bar,
-                      timers, time.time() - float(state.get("wall_s", 0.0)))
+                      timers, time.time() - float(state.get("wall_s", 0.0)), stand_in=stand_in)
         try:
             yield session
         finally:
@@ -179,7 +182,9 @@ class Session:
             return  # "go on without me": nobody will answer; the reward stays as the labels so far made it
         # before RL starts and before the final chunk the fit is waited for; between chunks it runs beside PPO
         self.stats = prefs.round(step, env_step, wait=last or step == 0) or self.stats
-        if self.cfg.waits_for_person and prefs.wait_for_person(step, env_step, behind, on_wait=self._waiting):
+        check = self.stand_in.check if self.stand_in is not None else None
+        if self.cfg.waits_for_person and prefs.wait_for_person(step, env_step, behind, on_wait=self._waiting,
+                                                               check=check):
             self.stats = prefs.refit(wait=last or step == 0) or self.stats
 
     def stop_requested(self) -> bool:

@@ -4,6 +4,7 @@ scripted teacher can stand in for a person."""
 
 import copy
 import csv
+import dataclasses
 import functools
 import math
 import multiprocessing as mp
@@ -14,11 +15,13 @@ import pytest
 import torch
 
 from prefrl.config import RewardModelConfig, TeacherConfig, TrainConfig
-from prefrl.core.data import Answer
+from prefrl.core.data import Answer, Clip
 from prefrl.core.reward.background import BackgroundFitter, FitFailed, ProcessFitter
 from prefrl.core.reward.factory import make_reward_model
 from prefrl.core.reward.trainer import RewardTrainer
 from prefrl.core.store import PreferenceStore
+from prefrl.core.teachers import ScriptedTeacher
+from prefrl.errors import PrefrlError
 from prefrl.loop import train
 from prefrl.report import write_report
 from prefrl.run_dir import RunDir
@@ -139,6 +142,29 @@ def test_a_scripted_teacher_at_a_persons_pace_is_waited_for(tmp_path):
     assert len(waits) == 16 and np.median(waits) >= 0.1 and {lab.labeler for lab in store.labels()} == {"oracle-paced"}
     config = TrainConfig.from_json((out / "config.json").read_text())
     assert config.queries.clip_length == 30  # a person's clip: 1.5 s of PointReach at 20 steps a second
+
+
+def test_a_paced_teacher_that_dies_fails_the_run_instead_of_hanging_and_resume_goes_on(tmp_path, monkeypatch):
+    """Session 31: a paced teacher's thread died (a CPython error reading a clip) and the run waited for its answers
+    for ever. Now the wait notices, the run fails with one error, the answers given are kept, and --resume goes on."""
+    out = tmp_path / "run"
+    cfg = TrainConfig(env="prefrl/PointReach-v0", steps=8192, labels=16, out=out, update_every=2048, video_steps=0,
+                      eval_episodes=1, progress=False, teacher_params=TeacherConfig(seconds_per_label=0.05))
+    answer = ScriptedTeacher.answer
+    calls = []
+
+    def dies_at_the_fourth(self: ScriptedTeacher, left: Clip, right: Clip) -> Answer:
+        calls.append(1)
+        if len(calls) > 3:
+            raise SystemError("AST constructor recursion depth mismatch (before=33, after=53)")
+        return answer(self, left, right)
+
+    monkeypatch.setattr(ScriptedTeacher, "answer", dies_at_the_fourth)
+    with pytest.raises(PrefrlError, match="paced teacher stopped answering .SystemError.*add --resume"):
+        train(cfg)
+    assert PreferenceStore(out / "prefs.sqlite").count_labels() == 3  # nothing given is lost
+    monkeypatch.setattr(ScriptedTeacher, "answer", answer)
+    assert train(dataclasses.replace(cfg, resume=True)).labels == 16
 
 
 def test_the_report_says_whether_ending_an_episode_costs_and_whether_the_cap_set_that(tmp_path):

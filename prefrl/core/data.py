@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
+
+_NPZ_HEADERS = threading.Lock()
+"""Held while a clip is read: np.load parses each array's header with ast.literal_eval, and CPython 3.11's AST
+constructor keeps one recursion count per interpreter, so two threads parsing at once (a paced teacher reading clips
+while the reward fit does) can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython
+gh-106905). It killed a paced teacher's thread in session 31."""
 
 
 class Answer(StrEnum):
@@ -81,7 +88,7 @@ class Clip:
     @classmethod
     def from_bytes(cls, blob: bytes, *, id: int | None = None, env_step: int = 0, episode: int = 0,
                    start: int = 0) -> Clip:
-        with np.load(io.BytesIO(blob)) as z:
+        with _NPZ_HEADERS, np.load(io.BytesIO(blob)) as z:
             return cls(obs=z["obs"], acts=z["acts"], true_rewards=z["true_rewards"], env_step=env_step,
                        episode=episode, start=start, states=z["states"] if "states" in z else None,
                        frames=z["frames"] if "frames" in z else None,

@@ -157,11 +157,13 @@ class Preferences:
         self.store.set_meta(WAITING_KEY, "")
 
     def wait_for_person(self, step: int, env_step: int, behind: int,
-                        on_wait: Callable[[int, int], None] | None = None, poll_s: float = 0.25) -> bool:
+                        on_wait: Callable[[int, int], None] | None = None, poll_s: float = 0.25,
+                        check: Callable[[], None] | None = None) -> bool:
         """Block until at most `behind` questions are due at agent step `step` or open, asking more as the open
         queue drains; returns whether it waited. While waiting, the store's meta 'waiting' holds
         {"answered", "need"} for the window, and `on_wait(answered, need)` is told of each change. Returns at once
-        when the person leaves (see `person_choice`)."""
+        when the person leaves (see `person_choice`). `check()` is called at each poll: it raises when whoever
+        answers can no longer (a paced teacher's thread that died), so the run fails instead of waiting for ever."""
         waited, last = False, None
         while not self.person_left():
             asked = self.ask(self.due(step), env_step)
@@ -177,6 +179,8 @@ class Preferences:
                     on_wait(answered, need)
                 last = (answered, need)
             waited = True
+            if check is not None:
+                check()
             with self.timers("waiting"):
                 time.sleep(poll_s)
         if waited:

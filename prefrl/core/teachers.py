@@ -15,6 +15,7 @@ import numpy as np
 from prefrl.config import TeacherConfig, TeacherKind
 from prefrl.core.data import Answer, Clip
 from prefrl.core.store import Store
+from prefrl.errors import PrefrlError
 
 
 class Teacher(Protocol):
@@ -83,6 +84,8 @@ class PacedTeacher:
         self.teacher = teacher
         self.seconds = seconds
         self.answered = 0
+        self.error: BaseException | None = None
+        """What stopped the thread, if anything but `stop` did (see `check`)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prefrl-paced-teacher", daemon=True)
 
@@ -93,7 +96,21 @@ class PacedTeacher:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def check(self) -> None:
+        """Raise if the thread has died: a run waiting for its answers would otherwise wait for ever."""
+        if self.error is not None:
+            raise PrefrlError(f"the paced teacher stopped answering ({type(self.error).__name__}: {self.error}); "
+                              "the labels it gave are in the store: add --resume to the same command to go on") \
+                from self.error
+
     def _run(self) -> None:
+        try:
+            self._answer_until_stopped()
+        except BaseException as e:  # kept for `check`: the loop that waits on this thread raises it
+            self.error = e
+            raise
+
+    def _answer_until_stopped(self) -> None:
         store = self.open_store()
         name = f"{self.teacher.name}-paced"
         while not self._stop.is_set():

@@ -18,8 +18,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-
 from backflip_frames import ENV, agent_in
+
 from prefrl.envs.backflip import HOPPER_NQ, landed_backflips
 from prefrl.gym.evaluation import episode_clips
 
