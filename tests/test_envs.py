@@ -345,6 +345,38 @@ def test_backflip_practice_episodes_can_start_at_the_take_off():
         make_env("prefrl/HopperBackflip-v0", takeoff_starts=1.5)
 
 
+def test_backflip_practice_episodes_can_start_at_a_recorded_flip(tmp_path):
+    """reference_starts: that share of the episodes starts at a state of the shipped flips (moments of flips in the
+    air that landed, from the take-off to standing after), or of a file given; a bad file gets one clear error."""
+    from prefrl.envs.backflip import REFERENCE_FLIPS
+
+    with np.load(REFERENCE_FLIPS) as saved:
+        shipped = {tuple(np.round(q, 6)) for q in saved["qpos"]}
+    env = make_env("prefrl/HopperBackflip-v0", reference_starts=1.0)
+    starts = []
+    for seed in range(30):
+        env.reset(seed=seed)
+        starts.append(env.unwrapped.data.qpos.copy())
+        assert tuple(np.round(starts[-1], 6)) in shipped
+    assert len({tuple(q) for q in starts}) > 20  # drawn, not one state
+    assert sum(clearance(np.array(starts)) > 0.1) >= 5 and sum(q[2] < -math.pi for q in starts) >= 5  # the flight too
+    mine = tmp_path / "mine.npz"
+    np.savez(mine, qpos=np.tile([0.0, 1.3, -2.0, 0.0, 0.0, 0.0], (3, 1)), qvel=np.zeros((3, 6)))
+    given = make_env("prefrl/HopperBackflip-v0", reference_starts=0.5, reference=str(mine))
+    angles = []
+    for seed in range(40):
+        given.reset(seed=seed)
+        angles.append(given.unwrapped.data.qpos[2])
+    assert 8 < sum(a == -2.0 for a in angles) < 32 and sum(abs(a) < 0.1 for a in angles) > 8  # half, the rest standing
+    with pytest.raises(ValueError, match="reference_starts is a share"):
+        make_env("prefrl/HopperBackflip-v0", reference_starts=2.0)
+    np.savez(mine, qpos=np.zeros((3, 4)), qvel=np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"must be \(N, 6\) arrays of Hopper states"):
+        make_env("prefrl/HopperBackflip-v0", reference_starts=0.5, reference=str(mine))
+    with pytest.raises(ValueError, match="give an .npz with `qpos` and `qvel`"):
+        make_env("prefrl/HopperBackflip-v0", reference_starts=0.5, reference=str(tmp_path / "none.npz"))
+
+
 def test_backflip_practice_episodes_can_start_where_a_failed_flip_ends():
     fallen = make_env("prefrl/HopperBackflip-v0", fallen_starts=1.0)
     for seed in range(8):
