@@ -301,6 +301,10 @@ DOC_TABLES = {
                                         ("true", "oracle-700", "oracle-700-linsquares"), envs=("Walker2d-v5",)),
     "hopper-fit-ab": DocTable(("docs/benchmark-results-hopper-fit-ab-cpu.jsonl",),
                               ("oracle-700", "oracle-700-fitall", "oracle-700-sync-fitall")),
+    "backflip-reference-s31": DocTable(("docs/benchmark-results-backflip-s31-cpu.jsonl",),
+                                       ("true-reference50-landed40-cut200", "true-reference50-oneflip-landed40-cut200",
+                                        "mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M",
+                                        "mistake-1000-disagreement-paced3s-preferred50-flight50-landed40-cut200-1M")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 
