@@ -54,7 +54,7 @@ def main() -> None:
         raise SystemExit(f"{args.run}: no landed flip in {args.episodes} episodes; record a run whose agent flips")
     rows = np.concatenate(segments)
     np.savez_compressed(args.out, qpos=rows[:, :HOPPER_NQ], qvel=rows[:, HOPPER_NQ:],
-             flip=np.concatenate([np.full(len(s), k) for k, s in enumerate(segments)]))
+                        flip=np.concatenate([np.full(len(s), k) for k, s in enumerate(segments)]))
     print(json.dumps({"run": str(args.run), "flips": len(segments), "states": len(rows),
                       "steps_per_flip": [len(s) for s in segments][:10]}))
 
