@@ -10,6 +10,14 @@ only off the floor, then standing; `--jump-pay` adds clearance). After each batc
 mean. Prints, every 5 iterations, the mean's episode: landed flips as prefrl/HopperBackflip-v0 counts them (lying
 ends a turn, so only a turn made without lying counts), the lowest angle, the highest clearance. Saves the mean to
 `--save` (README.md, fifteenth round).
+
+    python open_loop_flip.py --iterations 50 --seed 13 --start runs/open_loop_jump.npy --jump-pay 0 --land-pay 5 \
+        --archive runs/open_loop_archive.npz
+
+`--land-pay` adds to the search's score that much for ending a whole turn back and for standing at the end;
+`--archive` saves every landed flip any candidate made (from 20 steps before it to 40 after) as reference starts for
+the env's `reference_starts` option (`reference FILE`): a reference with no agent behind it (README.md, nineteenth
+round).
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from backflip_variants import air_flip, clearance
+from backflip_variants import air_flip
+from reference_states import flip_segments, save_flips
 
 from prefrl.core.data import Clip
-from prefrl.envs.backflip import HOPPER_NQ, landed_backflips, lying
+from prefrl.envs.backflip import HOPPER_NQ, clearance, landed_backflips, lying, standing
 from prefrl.gym.environments import make_env
 
 KNOTS, STEPS, HORIZON = 12, 120, 300
@@ -39,10 +48,18 @@ def play(env, knots: np.ndarray) -> np.ndarray:
     return np.array(states)
 
 
-def score(states: np.ndarray, jump_pay: float) -> float:
+def score(states: np.ndarray, jump_pay: float, land_pay: float = 0.0) -> float:
+    """`air_flip` summed over the episode; with `land_pay`, plus that much for each of: how near the torso ends to one
+    whole turn back (1 at the turn, 0 a whole turn away; a turn through the floor is folded back by the env, so it
+    ends far), and the share of the last 60 steps standing."""
     clip = Clip(obs=np.zeros((len(states), 11)), acts=np.zeros((len(states), 3)), true_rewards=np.zeros(len(states)),
                 states=states)
-    return float(air_flip(clip, jump_pay=jump_pay).sum())
+    paid = float(air_flip(clip, jump_pay=jump_pay).sum())
+    if land_pay:
+        qpos = states[:, :HOPPER_NQ]
+        near = max(0.0, 1 - abs(qpos[-1, 2] + 2 * np.pi) / (2 * np.pi))
+        paid += land_pay * (near + float(standing(qpos[-60:]).mean()))
+    return paid
 
 
 def main() -> None:
@@ -52,26 +69,36 @@ def main() -> None:
     parser.add_argument("--elite", type=int, default=8, help="how many of the best make the next mean")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jump-pay", type=float, default=0.3)
+    parser.add_argument("--land-pay", type=float, default=0.0, help="pay ending a whole turn back and standing")
     parser.add_argument("--start", type=Path, help="a saved mean to start from (spread 0.4 instead of 0.8)")
     parser.add_argument("--save", type=Path, default=Path("runs/open_loop_jump.npy"))
+    parser.add_argument("--archive", type=Path, help="save the flips every candidate of the search landed (.npz)")
     args = parser.parse_args()
     env = make_env("prefrl/HopperBackflip-v0")
     rng = np.random.default_rng(args.seed)
     mean = np.load(args.start) if args.start else np.zeros((KNOTS, 3))
     spread = np.full((KNOTS, 3), 0.4 if args.start else 0.8)
+    found: list[np.ndarray] = []  # every landed flip any candidate made, for --archive
     for it in range(args.iterations):
         batch = mean + spread * rng.standard_normal((args.population, KNOTS, 3))
-        scores = np.array([score(play(env, k), args.jump_pay) for k in batch])
+        played = [play(env, k) for k in batch]
+        scores = np.array([score(states, args.jump_pay, args.land_pay) for states in played])
+        for states in played:
+            found += flip_segments(states, before=20, after=40)
         elite = batch[np.argsort(scores)[-args.elite:]]
         mean, spread = elite.mean(0), elite.std(0) + 0.05
         if it % 5 == 4 or it == args.iterations - 1:
             states = play(env, mean)
             qpos = states[:, :HOPPER_NQ]
-            print(f"iteration {it + 1}: best {scores.max():.1f}, mean's score {score(states, args.jump_pay):.1f}, "
+            paid = score(states, args.jump_pay, args.land_pay)
+            print(f"iteration {it + 1}: best {scores.max():.1f}, mean's score {paid:.1f}, "
                   f"landed flips {landed_backflips(qpos)}, lowest angle {qpos[:, 2].min():.2f}, "
                   f"highest clearance {clearance(qpos).max():.2f} m, steps lying {int(lying(qpos).sum())}", flush=True)
     args.save.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.save, mean)
+    if args.archive:
+        save_flips(found, args.archive)
+        print(f"{len(found)} landed flips among the candidates: {args.archive}")
 
 
 if __name__ == "__main__":

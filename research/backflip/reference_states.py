@@ -36,6 +36,15 @@ def flip_segments(states: np.ndarray, before: int, after: int) -> list[np.ndarra
     return segments
 
 
+def save_flips(segments: list[np.ndarray], out: Path) -> None:
+    """Save flips' states (qpos|qvel rows, one array a flip) as a reference file: `qpos`, `qvel` and `flip` (which
+    flip each row belongs to)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = np.concatenate(segments) if segments else np.zeros((0, 2 * HOPPER_NQ))
+    np.savez_compressed(out, qpos=rows[:, :HOPPER_NQ], qvel=rows[:, HOPPER_NQ:],
+                        flip=np.concatenate([np.full(len(s), k) for k, s in enumerate(segments)] or [np.zeros(0)]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path)
@@ -52,10 +61,8 @@ def main() -> None:
         segments += flip_segments(np.asarray(clip.states), args.before, args.after)
     if not segments:
         raise SystemExit(f"{args.run}: no landed flip in {args.episodes} episodes; record a run whose agent flips")
-    rows = np.concatenate(segments)
-    np.savez_compressed(args.out, qpos=rows[:, :HOPPER_NQ], qvel=rows[:, HOPPER_NQ:],
-                        flip=np.concatenate([np.full(len(s), k) for k, s in enumerate(segments)]))
-    print(json.dumps({"run": str(args.run), "flips": len(segments), "states": len(rows),
+    save_flips(segments, args.out)
+    print(json.dumps({"run": str(args.run), "flips": len(segments), "states": sum(len(s) for s in segments),
                       "steps_per_flip": [len(s) for s in segments][:10]}))
 
 

@@ -209,10 +209,11 @@ def test_one_flip_or_nothing_charges_standing_before_the_flip_as_lying():
 
 
 def test_reference_starts_start_at_recorded_flip_states_shifted_into_the_first_turn(monkeypatch, tmp_path):
-    """reference_states.flip_segments keeps each landed flip with its angle shifted by whole turns, and
-    hopper_reference_starts starts that share of episodes at one of the saved states."""
+    """reference_states.flip_segments keeps each landed flip with its angle shifted by whole turns, save_flips saves
+    them with which flip each row is, and hopper_reference_starts starts that share of episodes at one of the saved
+    states."""
     from backflip_variants import hopper_reference_starts
-    from reference_states import flip_segments
+    from reference_states import flip_segments, save_flips
 
     monkeypatch.chdir(Path(__file__).parent)
     t = 300  # stand, a whole backward turn at 1.5 m, stand; then a second turn and stand
@@ -227,7 +228,8 @@ def test_reference_starts_start_at_recorded_flip_states_shifted_into_the_first_t
         assert abs(part[0, 2]) < 0.5 and abs(part[-1, 2] + 2 * math.pi) < 0.5
 
     saved = np.concatenate(segments)
-    np.savez(tmp_path / "ref.npz", qpos=saved[:, :6], qvel=saved[:, 6:])
+    save_flips(segments, tmp_path / "ref.npz")
+    assert np.load(tmp_path / "ref.npz")["flip"].tolist() == [0] * len(segments[0]) + [1] * len(segments[1])
     env = hopper_reference_starts(1.0, reference=str(tmp_path / "ref.npz"))
     starts = [env.reset(seed=k) and env.unwrapped.data.qpos.copy() for k in range(20)]
     rows = {tuple(np.round(r, 6)) for r in saved[:, :6]}
