@@ -6,6 +6,7 @@ HalfCheetah running forward on one leg. Each ships a scripted scorer over record
 from __future__ import annotations
 
 import math
+from collections import deque
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ REFERENCE_FLIPS = Path(__file__).with_name("backflip_reference.npz")
 """The states (qpos, qvel) of 25 landed flips in the air, from 20 steps before each began to 40 steps after its whole
 turn, each shifted into the first turn: a PPO agent trained on `backflip_score` (session 30's take-off seed 4, its
 last agent), recorded on 20 fresh episodes by research/backflip/reference_states.py."""
+OWN_FLIPS_KEPT = 50
+"""How many of its latest flips in the air an env copy with `own_flip_starts` keeps to start episodes from."""
 
 
 class HopperBackflipEnv(HopperEnv):
@@ -35,7 +38,7 @@ class HopperBackflipEnv(HopperEnv):
 
     def __init__(self, cut_after_lying: int | None = None, fallen_starts: float = 0.0, landed_starts: float = 0.0,
                  flight_starts: float = 0.0, takeoff_starts: float = 0.0, reference_starts: float = 0.0,
-                 reference: str | None = None, **kwargs: Any) -> None:
+                 reference: str | None = None, own_flip_starts: float = 0.0, **kwargs: Any) -> None:
         """`cut_after_lying`: end the episode (truncated, not terminated) once the hopper has been lying (see `lying`)
         for this many steps in a row. A fallen hopper rarely gets up, so an uncut episode after a failed attempt is
         up to 900 steps of lying that teach nothing and that no person wants to watch; cut, a run sees several
@@ -83,7 +86,15 @@ class HopperBackflipEnv(HopperEnv):
         (research/backflip/README.md, eighteenth round). The default states come from another agent: a run that
         uses them is helped by that agent's flips (not its labels). Default 0.
 
-        All six are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 flight_starts 0.5
+        `own_flip_starts`: the share of the episodes not started at a reference state that start at a state drawn
+        from flips in the air this env copy's own episodes have landed (the latest OWN_FLIPS_KEPT, each from 20 steps
+        before it began to 40 after its whole turn, see `flip_segments`; a flip with a step lying is not kept). Until
+        the agent has landed one, they start as they would without it. Reference starts with no other agent behind
+        them: a flip the agent finds once, by chance or from a practice start, is practised again from every phase,
+        where otherwise it may not come back. The flips are kept in memory, so a resumed run starts without them.
+        Default 0.
+
+        All seven are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 flight_starts 0.5
         landed_starts 0.4`): evaluations play whole episodes from standing.
 
         Lying ends a turn: whenever the hopper lies (see `lying`: the torso low, the body on the floor), the
@@ -104,6 +115,8 @@ class HopperBackflipEnv(HopperEnv):
             raise ValueError(f"takeoff_starts is a share of the episodes, from 0 to 1 (got {takeoff_starts})")
         if not 0.0 <= reference_starts <= 1.0:
             raise ValueError(f"reference_starts is a share of the episodes, from 0 to 1 (got {reference_starts})")
+        if not 0.0 <= own_flip_starts <= 1.0:
+            raise ValueError(f"own_flip_starts is a share of the episodes, from 0 to 1 (got {own_flip_starts})")
         self._reference = reference_states(Path(reference) if reference else REFERENCE_FLIPS) if reference_starts \
             else None
         kwargs = {"forward_reward_weight": 0.0, "healthy_reward": 0.0, "terminate_when_unhealthy": False, **kwargs}
@@ -115,6 +128,10 @@ class HopperBackflipEnv(HopperEnv):
         self.flight_starts = flight_starts
         self.takeoff_starts = takeoff_starts
         self.reference_starts = reference_starts
+        self.own_flip_starts = own_flip_starts
+        self._own_flips: deque[np.ndarray] = deque(maxlen=OWN_FLIPS_KEPT)
+        self._own_states: np.ndarray | None = None  # the kept flips' states, one qpos|qvel row each
+        self._episode: list[np.ndarray] = []  # this episode's states, with own_flip_starts
         self._lying_steps = 0
 
     def reset_model(self) -> Any:
@@ -123,6 +140,10 @@ class HopperBackflipEnv(HopperEnv):
             qpos, qvel = self._reference
             k = int(self.np_random.integers(len(qpos)))
             self.set_state(qpos[k], qvel[k])
+            obs = self._get_obs()
+        elif self._own_states is not None and self.np_random.random() < self.own_flip_starts:
+            k = int(self.np_random.integers(len(self._own_states)))
+            self.set_state(self._own_states[k, :HOPPER_NQ], self._own_states[k, HOPPER_NQ:])
             obs = self._get_obs()
         elif self.fallen_starts and self.np_random.random() < self.fallen_starts:
             self.set_state(*fallen_pose(self.model, self.data, self.np_random))
@@ -141,8 +162,18 @@ class HopperBackflipEnv(HopperEnv):
         return obs
 
     def reset(self, *args: Any, **kwargs: Any) -> Any:
+        if self._episode:  # keep the flips in the air the episode just ended landed, for own_flip_starts
+            self._own_flips.extend(flip_segments(np.array(self._episode), in_the_air=True))
+            self._own_states = np.concatenate(self._own_flips) if self._own_flips else None
+            self._episode = []
         self._lying_steps = 0
-        return super().reset(*args, **kwargs)
+        out = super().reset(*args, **kwargs)
+        self._record_state()
+        return out
+
+    def _record_state(self) -> None:
+        if self.own_flip_starts:
+            self._episode.append(np.r_[self.data.qpos, self.data.qvel])
 
     def step(self, action: Any) -> Any:
         obs, reward, terminated, truncated, info = super().step(action)
@@ -154,7 +185,24 @@ class HopperBackflipEnv(HopperEnv):
         if self.cut_after_lying is not None:
             self._lying_steps = self._lying_steps + 1 if down else 0
             truncated = truncated or self._lying_steps >= self.cut_after_lying
+        self._record_state()
         return obs, reward, terminated, truncated, info
+
+
+def flip_segments(states: np.ndarray, before: int = 20, after: int = 40, in_the_air: bool = False) -> list[np.ndarray]:
+    """The states (qpos|qvel rows) of each landed flip in one Hopper trajectory (see `landed_backflips`), from `before`
+    steps before it began to `after` steps after its whole turn, the torso's angle shifted by whole turns so that the
+    flip begins within the first turn (started there, it is paid as a first flip). With `in_the_air`, a flip with a
+    step lying between its beginning and its whole turn is left out."""
+    qpos = states[:, :HOPPER_NQ]
+    segments = []
+    for began, turned in landed_backflips(qpos):
+        if in_the_air and lying(qpos[began: turned + 1]).any():
+            continue
+        part = states[max(began - before, 0): turned + after + 1].copy()
+        part[:, 2] -= 2 * math.pi * round(states[began, 2] / (2 * math.pi))
+        segments.append(part)
+    return segments
 
 
 def reference_states(path: Path) -> tuple[np.ndarray, np.ndarray]:

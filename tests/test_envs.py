@@ -345,6 +345,37 @@ def test_backflip_practice_episodes_can_start_at_the_take_off():
         make_env("prefrl/HopperBackflip-v0", takeoff_starts=1.5)
 
 
+def test_backflip_practice_episodes_can_start_at_the_agents_own_flips_in_the_air():
+    """own_flip_starts: once an episode has landed a flip in the air, that share of later episodes starts at its
+    states (the angle shifted into the first turn); a flip that lay on the floor on the way is not kept, and until
+    a flip is kept, episodes start standing."""
+    env = make_env("prefrl/HopperBackflip-v0", own_flip_starts=1.0)
+    env.reset(seed=0)
+    assert abs(env.unwrapped.data.qpos[2]) < 0.1  # no flip yet: standing
+    for _ in range(3):
+        env.step(np.zeros(3))
+    assert len(env.unwrapped._episode) == 4  # the start and each step are recorded
+    turn = np.r_[np.zeros(30), np.linspace(0, -2 * math.pi, 100), np.full(60, -2 * math.pi)]
+    rolled = _on_floor(turn).states  # a turn on the floor: lying on the way
+    rolled[130:, 1] = STANDS_AT
+    env.unwrapped._episode = list(rolled)
+    env.reset(seed=1)
+    assert abs(env.unwrapped.data.qpos[2]) < 0.1  # not kept: still standing
+    heights = np.r_[np.full(30, STANDS_AT), np.full(100, 2.5), np.full(60, STANDS_AT)]
+    flip = _hopper_clip(turn - 2 * math.pi, heights).states  # a second turn, in the air
+    assert len(landed_backflips(rolled[:, :HOPPER_NQ])) == len(landed_backflips(flip[:, :HOPPER_NQ])) == 1
+    env.unwrapped._episode = list(flip)
+    starts = []
+    for seed in range(2, 22):
+        env.reset(seed=seed)
+        starts.append(env.unwrapped.data.qpos.copy())
+    kept = {tuple(np.round(q + [0, 0, 2 * math.pi, 0, 0, 0], 6)) for q in flip[:, :HOPPER_NQ]}
+    assert all(tuple(np.round(q, 6)) in kept for q in starts)  # each a state of the flip, in the first turn
+    assert len({tuple(q) for q in starts}) > 10 and min(q[2] for q in starts) < -math.pi  # drawn, the flight too
+    with pytest.raises(ValueError, match="own_flip_starts is a share"):
+        make_env("prefrl/HopperBackflip-v0", own_flip_starts=-0.5)
+
+
 def test_backflip_practice_episodes_can_start_at_a_recorded_flip(tmp_path):
     """reference_starts: that share of the episodes starts at a state of the shipped flips (moments of flips in the
     air that landed, from the take-off to standing after), or of a file given; a bad file gets one clear error."""

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 from backflip_variants import air_flip
-from reference_states import flip_segments, save_flips
+from reference_states import save_flips
 
 from prefrl.core.data import Clip
-from prefrl.envs.backflip import HOPPER_NQ, clearance, landed_backflips, lying, standing
+from prefrl.envs.backflip import HOPPER_NQ, clearance, flip_segments, landed_backflips, lying, standing
 from prefrl.gym.environments import make_env
 
 KNOTS, STEPS, HORIZON = 12, 120, 300

@@ -14,26 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 from backflip_frames import ENV, agent_in
 
-from prefrl.envs.backflip import HOPPER_NQ, landed_backflips
+from prefrl.envs.backflip import HOPPER_NQ, flip_segments
 from prefrl.gym.evaluation import episode_clips
-
-
-def flip_segments(states: np.ndarray, before: int, after: int) -> list[np.ndarray]:
-    """The states (qpos|qvel rows) of each landed flip in one episode, from `before` steps before it began to `after`
-    steps after its whole turn, the angle shifted by whole turns so the flip begins within the first turn."""
-    qpos = states[:, :HOPPER_NQ]
-    segments = []
-    for began, turned in landed_backflips(qpos):
-        part = states[max(began - before, 0): turned + after + 1].copy()
-        part[:, 2] -= 2 * math.pi * round(states[began, 2] / (2 * math.pi))
-        segments.append(part)
-    return segments
 
 
 def save_flips(segments: list[np.ndarray], out: Path) -> None:

@@ -209,11 +209,13 @@ def test_one_flip_or_nothing_charges_standing_before_the_flip_as_lying():
 
 
 def test_reference_starts_start_at_recorded_flip_states_shifted_into_the_first_turn(monkeypatch, tmp_path):
-    """reference_states.flip_segments keeps each landed flip with its angle shifted by whole turns, save_flips saves
+    """flip_segments keeps each landed flip with its angle shifted by whole turns, save_flips saves
     them with which flip each row is, and hopper_reference_starts starts that share of episodes at one of the saved
     states."""
     from backflip_variants import hopper_reference_starts
-    from reference_states import flip_segments, save_flips
+    from reference_states import save_flips
+
+    from prefrl.envs.backflip import flip_segments
 
     monkeypatch.chdir(Path(__file__).parent)
     t = 300  # stand, a whole backward turn at 1.5 m, stand; then a second turn and stand
