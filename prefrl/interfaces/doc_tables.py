@@ -305,6 +305,12 @@ DOC_TABLES = {
                                        ("true-reference50-landed40-cut200", "true-reference50-oneflip-landed40-cut200",
                                         "mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M",
                                         "mistake-1000-disagreement-paced3s-preferred50-flight50-landed40-cut200-1M")),
+    "backflip-no-agent-s32": DocTable(("docs/benchmark-results-backflip-s32-cpu.jsonl",),
+                                      ("true-openloop-reference50-landed40-cut200",
+                                       "true-own50-flight50-landed40-cut200",
+                                       "true-openloop-reference50-own50-landed40-cut200",
+                                       "mistake-1000-disagreement-paced3s-openloop-reference50-landed40-cut200-1M",
+                                       "mistake-1000-disagreement-paced3s-own50-flight50-landed40-cut200-1M")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 
