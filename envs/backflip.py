@@ -138,14 +138,9 @@ class HopperBackflipEnv(HopperEnv):
     def reset_model(self) -> Any:
         obs = super().reset_model()  # standing, with the env's reset noise
         if self._reference is not None and self.np_random.random() < self.reference_starts:
-            qpos, qvel = self._reference
-            k = int(self.np_random.integers(len(qpos)))
-            self.set_state(qpos[k], qvel[k])
-            obs = self._get_obs()
+            obs = self._start_at_one_of(*self._reference)
         elif self._own_states is not None and self.np_random.random() < self.own_flip_starts:
-            k = int(self.np_random.integers(len(self._own_states)))
-            self.set_state(self._own_states[k, :HOPPER_NQ], self._own_states[k, HOPPER_NQ:])
-            obs = self._get_obs()
+            obs = self._start_at_one_of(self._own_states[:, :HOPPER_NQ], self._own_states[:, HOPPER_NQ:])
         elif self.fallen_starts and self.np_random.random() < self.fallen_starts:
             self.set_state(*fallen_pose(self.model, self.data, self.np_random))
             obs = self._get_obs()
@@ -162,10 +157,18 @@ class HopperBackflipEnv(HopperEnv):
             obs = self._get_obs()
         return obs
 
+    def _start_at_one_of(self, qpos: np.ndarray, qvel: np.ndarray) -> Any:
+        """Set the state to one row of (qpos, qvel), drawn uniformly; the observation there."""
+        k = int(self.np_random.integers(len(qpos)))
+        self.set_state(qpos[k], qvel[k])
+        return self._get_obs()
+
     def reset(self, *args: Any, **kwargs: Any) -> Any:
         if self._episode:  # keep the flips in the air the episode just ended landed, for own_flip_starts
-            self._own_flips.extend(flip_segments(np.array(self._episode), in_the_air=True))
-            self._own_states = np.concatenate(self._own_flips) if self._own_flips else None
+            found = flip_segments(np.array(self._episode), in_the_air=True)
+            if found:
+                self._own_flips.extend(found)
+                self._own_states = np.concatenate(self._own_flips)
             self._episode = []
         self._lying_steps = 0
         out = super().reset(*args, **kwargs)

@@ -83,8 +83,9 @@ def main() -> None:
         batch = mean + spread * rng.standard_normal((args.population, KNOTS, 3))
         played = [play(env, k) for k in batch]
         scores = np.array([score(states, args.jump_pay, args.land_pay) for states in played])
-        for states in played:
-            found += flip_segments(states, before=20, after=40)
+        if args.archive:
+            for states in played:
+                found += flip_segments(states, before=20, after=40)
         elite = batch[np.argsort(scores)[-args.elite:]]
         mean, spread = elite.mean(0), elite.std(0) + 0.05
         if it % 5 == 4 or it == args.iterations - 1:
