@@ -178,6 +178,7 @@ def test_the_agents_numpy_reward_matches_the_ensemble_and_follows_new_weights(rn
                                       (gym.spaces.Box(-1, 1, (5,)), gym.spaces.Box(-1, 1, (2,)),
                                        RewardModelConfig(squares_lr=1e-2)),
                                       (gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(3), RewardModelConfig())]:
+        act_space.seed(0)  # the actions drawn are the same on every run
         model = make_reward_model(obs_space, act_space, cfg)
         obs = rng.normal(size=(6, *obs_space.shape)).astype(np.float32)
         acts = np.stack([act_space.sample() for _ in range(6)])
@@ -189,7 +190,7 @@ def test_the_agents_numpy_reward_matches_the_ensemble_and_follows_new_weights(rn
                 return model.normalised(model.step_features(obs, acts)).mean(0).numpy()
 
         first = model.reward(obs, acts)
-        np.testing.assert_allclose(first, torch_reward(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(first, torch_reward(), rtol=1e-4, atol=1e-5)
         other = make_reward_model(obs_space, act_space, cfg)
         other.begin(model.step_features(obs, acts).unsqueeze(0))
         with torch.no_grad():
@@ -199,13 +200,14 @@ def test_the_agents_numpy_reward_matches_the_ensemble_and_follows_new_weights(rn
                 other.body.square_weight.normal_()
         model.load_state_dict(other.state_dict())
         second = model.reward(obs, acts)
-        np.testing.assert_allclose(second, torch_reward(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(second, torch_reward(), rtol=1e-4, atol=1e-5)
         assert np.abs(second - first).max() > 1e-3
         # a rollout's steps in one call (past NUMPY_ROWS: through torch) get what they get a few at a time
         many_obs = rng.normal(size=(NUMPY_ROWS * 3, *obs_space.shape)).astype(np.float32)
         many_acts = np.stack([act_space.sample() for _ in range(len(many_obs))])
         few = np.concatenate([model.reward(many_obs[i:i + 4], many_acts[i:i + 4]) for i in range(0, len(many_obs), 4)])
-        np.testing.assert_allclose(model.reward(many_obs, many_acts), few, rtol=1e-5, atol=1e-6)
+        # numpy and torch add float32 terms in their own order (and torch over its own threads): ~1e-5 apart
+        np.testing.assert_allclose(model.reward(many_obs, many_acts), few, rtol=1e-4, atol=1e-5)
 
 
 def _first(data: PreferenceData, n: int) -> PreferenceData:
