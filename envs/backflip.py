@@ -6,6 +6,8 @@ HalfCheetah running forward on one leg. Each ships a scripted scorer over record
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
@@ -38,7 +40,8 @@ class HopperBackflipEnv(HopperEnv):
 
     def __init__(self, cut_after_lying: int | None = None, fallen_starts: float = 0.0, landed_starts: float = 0.0,
                  flight_starts: float = 0.0, takeoff_starts: float = 0.0, reference_starts: float = 0.0,
-                 reference: str | None = None, own_flip_starts: float = 0.0, **kwargs: Any) -> None:
+                 reference: str | None = None, own_flip_starts: float = 0.0, own_flips: str | None = None,
+                 **kwargs: Any) -> None:
         """`cut_after_lying`: end the episode (truncated, not terminated) once the hopper has been lying (see `lying`)
         for this many steps in a row. A fallen hopper rarely gets up, so an uncut episode after a failed attempt is
         up to 900 steps of lying that teach nothing and that no person wants to watch; cut, a run sees several
@@ -91,11 +94,19 @@ class HopperBackflipEnv(HopperEnv):
         before it began to 40 after its whole turn, see `flip_segments`; a flip with a step lying is not kept). Until
         the agent has landed one, they start as they would without it. Reference starts with no other agent behind
         them: a flip the agent finds once, by chance or from a practice start, is practised again from every phase,
-        where otherwise it may not come back. The flips are kept in memory, so a resumed run starts without them.
-        Measured with the flight starts, PPO on the score kept a flipper in 1 seed of 4, no better than without
-        (research/backflip/README.md, nineteenth round). Default 0.
+        where otherwise it may not come back. Measured with the flight starts, PPO on the score kept a flipper in 1
+        seed of 4, no better than without (research/backflip/README.md, nineteenth round). Default 0.
 
-        All seven are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 flight_starts 0.5
+        `own_flips`: a file (.npz) in which every env copy given the same path shares its own flips: each copy adds
+        the flips it lands and starts from the latest OWN_FLIPS_KEPT any copy added, so a flip one copy of a vectorised
+        env finds is practised by all of them, and a resumed run starts with the flips it had (without it, each copy
+        keeps its own in memory, lost on resume). The file holds the latest flips' `qpos` and `qvel` (a reference
+        file, see `reference_states`) and `lengths` (each flip's rows), and `found_at`: when every flip ever added
+        was found (Unix seconds), so it also says how many flips the agent found and when. Copies in other processes
+        that add at the same moment may drop one another's flip. Without `own_flip_starts`, the flips are only
+        recorded (a count of the flips in the air the training episodes landed). Default None.
+
+        All eight are for training only (`prefrl train --train-env-kwargs cut_after_lying 200 flight_starts 0.5
         landed_starts 0.4`): evaluations play whole episodes from standing.
 
         Lying ends a turn: whenever the hopper lies (see `lying`: the torso low, the body on the floor), the
@@ -130,7 +141,9 @@ class HopperBackflipEnv(HopperEnv):
         self.takeoff_starts = takeoff_starts
         self.reference_starts = reference_starts
         self.own_flip_starts = own_flip_starts
+        self.own_flips = Path(own_flips) if own_flips else None
         self._own_flips: deque[np.ndarray] = deque(maxlen=OWN_FLIPS_KEPT)
+        self._own_read: int | None = None  # the shared file's mtime when this copy last read it
         self._own_states: np.ndarray | None = None  # the kept flips' states, one qpos|qvel row each
         self._episode: list[np.ndarray] = []  # this episode's states, with own_flip_starts
         self._lying_steps = 0
@@ -166,17 +179,32 @@ class HopperBackflipEnv(HopperEnv):
     def reset(self, *args: Any, **kwargs: Any) -> Any:
         if self._episode:  # keep the flips in the air the episode just ended landed, for own_flip_starts
             found = flip_segments(np.array(self._episode), in_the_air=True)
-            if found:
+            self._episode = []
+            if found and self.own_flips is not None:
+                add_own_flips(self.own_flips, found)
+            elif found:
                 self._own_flips.extend(found)
                 self._own_states = np.concatenate(self._own_flips)
-            self._episode = []
+        if self.own_flips is not None and self.own_flip_starts:
+            self._read_own_flips()
         self._lying_steps = 0
         out = super().reset(*args, **kwargs)
         self._record_state()
         return out
 
+    def _read_own_flips(self) -> None:
+        """Start from the shared file's flips, reread whenever a copy has added one since this copy last read it."""
+        try:
+            changed = self.own_flips.stat().st_mtime_ns  # type: ignore[union-attr]
+        except FileNotFoundError:
+            return
+        if changed != self._own_read:
+            self._own_read = changed
+            flips = read_own_flips(self.own_flips)  # type: ignore[arg-type]
+            self._own_states = np.concatenate(flips) if flips else None
+
     def _record_state(self) -> None:
-        if self.own_flip_starts:
+        if self.own_flip_starts or self.own_flips is not None:
             self._episode.append(np.r_[self.data.qpos, self.data.qvel])
 
     def step(self, action: Any) -> Any:
@@ -207,6 +235,31 @@ def flip_segments(states: np.ndarray, before: int = 20, after: int = 40, in_the_
         part[:, 2] -= 2 * math.pi * round(states[began, 2] / (2 * math.pi))
         segments.append(part)
     return segments
+
+
+def read_own_flips(path: Path) -> list[np.ndarray]:
+    """The flips (qpos|qvel rows, one array each) in an `own_flips` file, oldest first; none if there is no file."""
+    if not path.exists():
+        return []
+    with np.load(path) as saved:
+        rows = np.c_[saved["qpos"], saved["qvel"]]
+        return np.split(rows, np.cumsum(saved["lengths"])[:-1]) if len(rows) else []
+
+
+def add_own_flips(path: Path, flips: list[np.ndarray]) -> None:
+    """Add `flips` to the `own_flips` file at `path` (made if missing): it keeps the states of the latest
+    OWN_FLIPS_KEPT and when every flip ever added was found. Replaced whole, so that no reader sees half a file."""
+    found_at = np.zeros(0)
+    if path.exists():
+        with np.load(path) as saved:
+            found_at = saved["found_at"]
+    kept = (read_own_flips(path) + flips)[-OWN_FLIPS_KEPT:]
+    rows = np.concatenate(kept)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part.npz")
+    np.savez(part, qpos=rows[:, :HOPPER_NQ], qvel=rows[:, HOPPER_NQ:], lengths=np.array([len(f) for f in kept]),
+             found_at=np.r_[found_at, np.full(len(flips), time.time())])
+    os.replace(part, path)
 
 
 def reference_states(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -14,14 +14,18 @@ from prefrl.envs.backflip import (
     HOPPER_NQ,
     JUMP_PAY,
     LANDED_STANDING,
+    OWN_FLIPS_KEPT,
     backflip_score,
     clearance,
     count_backflips,
+    flip_segments,
     front_foot_height,
     landed_backflips,
     lowest_point,
     lying,
     one_leg_score,
+    read_own_flips,
+    reference_states,
     standing,
     whole_turns,
 )
@@ -374,6 +378,39 @@ def test_backflip_practice_episodes_can_start_at_the_agents_own_flips_in_the_air
     assert len({tuple(q) for q in starts}) > 10 and min(q[2] for q in starts) < -math.pi  # drawn, the flight too
     with pytest.raises(ValueError, match="own_flip_starts is a share"):
         make_env("prefrl/HopperBackflip-v0", own_flip_starts=-0.5)
+
+
+def test_backflip_env_copies_share_their_own_flips_through_a_file_that_outlives_the_run(tmp_path):
+    """own_flips FILE: a flip one env copy lands is practised by another copy given the same file, and by a copy made
+    later (a resumed run); the file says how many flips were found, keeps the states of the latest OWN_FLIPS_KEPT,
+    and is a reference file."""
+    shared = tmp_path / "run" / "own-flips.npz"
+    finder, other = (make_env("prefrl/HopperBackflip-v0", own_flip_starts=1.0, own_flips=str(shared))
+                     for _ in range(2))
+    for env in (finder, other):
+        env.reset(seed=0)
+    turn = np.r_[np.zeros(30), np.linspace(0, -2 * math.pi, 100), np.full(60, -2 * math.pi)]
+    heights = np.r_[np.full(30, STANDS_AT), np.full(100, 2.5), np.full(60, STANDS_AT)]
+    flip = _hopper_clip(turn, heights).states
+    finder.unwrapped._episode = list(flip)
+    finder.reset(seed=1)
+    segment = flip_segments(flip, in_the_air=True)[0]
+    np.testing.assert_array_equal(read_own_flips(shared)[0], segment)
+    kept = {tuple(np.round(q, 6)) for q in segment[:, :HOPPER_NQ]}
+    for env in (other, make_env("prefrl/HopperBackflip-v0", own_flip_starts=1.0, own_flips=str(shared))):
+        starts = [env.reset(seed=seed) and env.unwrapped.data.qpos.copy() for seed in range(2, 12)]
+        assert all(tuple(np.round(q, 6)) in kept for q in starts) and len({tuple(q) for q in starts}) > 5
+    for _ in range(OWN_FLIPS_KEPT + 5):  # the second copy finds many more
+        other.unwrapped._episode = list(flip)
+        other.reset(seed=2)
+    with np.load(shared) as saved:
+        assert len(saved["found_at"]) == OWN_FLIPS_KEPT + 6 and len(saved["lengths"]) == OWN_FLIPS_KEPT
+    assert len(reference_states(shared)[0]) == OWN_FLIPS_KEPT * len(segment)
+    counting = make_env("prefrl/HopperBackflip-v0", own_flips=str(tmp_path / "count.npz"))  # records, starts standing
+    counting.reset(seed=0)
+    counting.unwrapped._episode = list(flip)
+    counting.reset(seed=1)
+    assert len(read_own_flips(tmp_path / "count.npz")) == 1 and abs(counting.unwrapped.data.qpos[2]) < 0.1
 
 
 def test_backflip_practice_episodes_can_start_at_a_recorded_flip(tmp_path):

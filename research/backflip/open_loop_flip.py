@@ -36,22 +36,25 @@ from prefrl.gym.environments import make_env
 KNOTS, STEPS, HORIZON = 12, 120, 300
 
 
-def play(env, knots: np.ndarray) -> np.ndarray:
-    """States (qpos|qvel) of one episode under the open-loop torques `knots` (KNOTS x 3)."""
-    grid = np.linspace(0, STEPS - 1, KNOTS)
-    torques = np.clip(np.stack([np.interp(np.arange(STEPS), grid, knots[:, j]) for j in range(3)], 1), -1, 1)
+def play(env, knots: np.ndarray, steps: int = STEPS) -> np.ndarray:
+    """States (qpos|qvel) of one episode under the open-loop torques `knots` (knots x 3) spread over the first
+    `steps` steps."""
+    grid = np.linspace(0, steps - 1, len(knots))
+    torques = np.clip(np.stack([np.interp(np.arange(steps), grid, knots[:, j]) for j in range(3)], 1), -1, 1)
     env.reset(seed=0)
     data, states = env.unwrapped.data, []
     for t in range(HORIZON):
         states.append(np.r_[data.qpos, data.qvel])
-        env.step(torques[t] if t < STEPS else np.zeros(3))
+        env.step(torques[t] if t < steps else np.zeros(3))
     return np.array(states)
 
 
-def score(states: np.ndarray, jump_pay: float, land_pay: float = 0.0) -> float:
+def score(states: np.ndarray, jump_pay: float, land_pay: float = 0.0, touch_charge: float = 0.0) -> float:
     """`air_flip` summed over the episode; with `land_pay`, plus that much for each of: how near the torso ends to one
     whole turn back (1 at the turn, 0 a whole turn away; a turn through the floor is folded back by the env, so it
-    ends far), and the share of the last 60 steps standing."""
+    ends far), and the share of the last 60 steps standing; with `touch_charge`, less that much for each step lying
+    before the torso first passes upside down (the env folds the angle only past it, so such a touch does not end
+    the turn in its count, and every flip the search found with `land_pay` alone touched the floor there)."""
     clip = Clip(obs=np.zeros((len(states), 11)), acts=np.zeros((len(states), 3)), true_rewards=np.zeros(len(states)),
                 states=states)
     paid = float(air_flip(clip, jump_pay=jump_pay).sum())
@@ -59,7 +62,12 @@ def score(states: np.ndarray, jump_pay: float, land_pay: float = 0.0) -> float:
         qpos = states[:, :HOPPER_NQ]
         near = max(0.0, 1 - abs(qpos[-1, 2] + 2 * np.pi) / (2 * np.pi))
         paid += land_pay * (near + float(standing(qpos[-60:]).mean()))
+    if touch_charge:
+        over = np.flatnonzero(states[:, 2] < -np.pi)  # the torso's angle past upside down
+        before = states[: over[0] if len(over) else len(states), :HOPPER_NQ]
+        paid -= touch_charge * float(lying(before).sum())
     return paid
+
 
 
 def main() -> None:
@@ -70,28 +78,33 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jump-pay", type=float, default=0.3)
     parser.add_argument("--land-pay", type=float, default=0.0, help="pay ending a whole turn back and standing")
+    parser.add_argument("--knots", type=int, default=KNOTS, help="torque knots per joint")
+    parser.add_argument("--steps", type=int, default=STEPS, help="steps the torques span (zero after)")
     parser.add_argument("--start", type=Path, help="a saved mean to start from (spread 0.4 instead of 0.8)")
     parser.add_argument("--save", type=Path, default=Path("runs/open_loop_jump.npy"))
+    parser.add_argument("--touch-charge", type=float, default=0.0,
+                        help="charge each step lying before the torso first passes upside down")
     parser.add_argument("--archive", type=Path, help="save the flips every candidate of the search landed (.npz)")
+    parser.add_argument("--air-only", action="store_true", help="archive only flips with no step lying in the turn")
     args = parser.parse_args()
     env = make_env("prefrl/HopperBackflip-v0")
     rng = np.random.default_rng(args.seed)
-    mean = np.load(args.start) if args.start else np.zeros((KNOTS, 3))
-    spread = np.full((KNOTS, 3), 0.4 if args.start else 0.8)
+    mean = np.load(args.start) if args.start else np.zeros((args.knots, 3))
+    spread = np.full(mean.shape, 0.4 if args.start else 0.8)
     found: list[np.ndarray] = []  # every landed flip any candidate made, for --archive
     for it in range(args.iterations):
-        batch = mean + spread * rng.standard_normal((args.population, KNOTS, 3))
-        played = [play(env, k) for k in batch]
-        scores = np.array([score(states, args.jump_pay, args.land_pay) for states in played])
+        batch = mean + spread * rng.standard_normal((args.population, *mean.shape))
+        played = [play(env, k, args.steps) for k in batch]
+        scores = np.array([score(states, args.jump_pay, args.land_pay, args.touch_charge) for states in played])
         if args.archive:
             for states in played:
-                found += flip_segments(states, before=20, after=40)
+                found += flip_segments(states, before=20, after=40, in_the_air=args.air_only)
         elite = batch[np.argsort(scores)[-args.elite:]]
         mean, spread = elite.mean(0), elite.std(0) + 0.05
         if it % 5 == 4 or it == args.iterations - 1:
-            states = play(env, mean)
+            states = play(env, mean, args.steps)
             qpos = states[:, :HOPPER_NQ]
-            paid = score(states, args.jump_pay, args.land_pay)
+            paid = score(states, args.jump_pay, args.land_pay, args.touch_charge)
             print(f"iteration {it + 1}: best {scores.max():.1f}, mean's score {paid:.1f}, "
                   f"landed flips {landed_backflips(qpos)}, lowest angle {qpos[:, 2].min():.2f}, "
                   f"highest clearance {clearance(qpos).max():.2f} m, steps lying {int(lying(qpos).sum())}", flush=True)
