@@ -26,6 +26,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from backflip_frames import draw
 from backflip_variants import air_flip
 from reference_states import save_flips
 
@@ -86,6 +87,7 @@ def main() -> None:
                         help="charge each step lying before the torso first passes upside down")
     parser.add_argument("--archive", type=Path, help="save the flips every candidate of the search landed (.npz)")
     parser.add_argument("--air-only", action="store_true", help="archive only flips with no step lying in the turn")
+    parser.add_argument("--png", type=Path, help="draw the final mean's first landed flip as a strip of frames")
     args = parser.parse_args()
     env = make_env("prefrl/HopperBackflip-v0")
     rng = np.random.default_rng(args.seed)
@@ -108,11 +110,20 @@ def main() -> None:
             print(f"iteration {it + 1}: best {scores.max():.1f}, mean's score {paid:.1f}, "
                   f"landed flips {landed_backflips(qpos)}, lowest angle {qpos[:, 2].min():.2f}, "
                   f"highest clearance {clearance(qpos).max():.2f} m, steps lying {int(lying(qpos).sum())}", flush=True)
-    args.save.parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.save, mean)
+    if args.iterations:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        np.save(args.save, mean)
     if args.archive:
         save_flips(found, args.archive)
         print(f"{len(found)} landed flips among the candidates: {args.archive}")
+    if args.png:  # with --iterations 0, the --start mean's flip
+        states = play(env, mean, args.steps)
+        flips = landed_backflips(states[:, :HOPPER_NQ])
+        if not flips:
+            raise SystemExit("the mean lands no flip to draw")
+        began, turned = flips[0]
+        draw(states, [int(t) for t in np.linspace(max(began - 10, 0), min(turned + 30, HORIZON - 1), 10)], args.png)
+        print(f"frames of the flip from step {began} to {turned}: {args.png}")
 
 
 if __name__ == "__main__":
