@@ -311,6 +311,10 @@ DOC_TABLES = {
                                        "true-openloop-reference50-own50-landed40-cut200",
                                        "mistake-1000-disagreement-paced3s-openloop-reference50-landed40-cut200-1M",
                                        "mistake-1000-disagreement-paced3s-own50-flight50-landed40-cut200-1M")),
+    "backflip-search-air-s33": DocTable(("docs/benchmark-results-backflip-s33-cpu.jsonl",),
+                                        ("true-searchair-reference50-landed40-cut200",
+                                         "true-searchland-reference50-landed40-cut200",
+                                         "mistake-1000-disagreement-paced3s-searchair-reference50-landed40-cut200-1M")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 
