@@ -17,7 +17,13 @@ ends a turn, so only a turn made without lying counts), the lowest angle, the hi
 `--land-pay` adds to the search's score that much for ending a whole turn back and for standing at the end;
 `--archive` saves every landed flip any candidate made (from 20 steps before it to 40 after) as reference starts for
 the env's `reference_starts` option (`reference FILE`): a reference with no agent behind it (README.md, nineteenth
-round).
+round). Those flips all touched the floor before upside down: the torques stop at step 120, so the body goes limp in
+the air. Spread over the flight (`--knots 20 --steps 200`) and archived with `--air-only` (no step lying in the
+turn), the search finds flips in the air; `--touch-charge` charges each step lying before upside down, and `--png`
+with `--iterations 0` draws a saved mean's flip (README.md, twentieth round):
+
+    python open_loop_flip.py --iterations 30 --seed 33 --knots 20 --steps 200 --save runs/jump-33.npy \
+        --archive runs/archive-jump-33.npz --air-only
 """
 
 from __future__ import annotations
