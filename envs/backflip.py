@@ -147,7 +147,7 @@ class HopperBackflipEnv(HopperEnv):
         self._own_flips: deque[np.ndarray] = deque(maxlen=OWN_FLIPS_KEPT)
         self._own_read: int | None = None  # the shared file's mtime when this copy last read it
         self._own_states: np.ndarray | None = None  # the kept flips' states, one qpos|qvel row each
-        self._episode: list[np.ndarray] = []  # this episode's states, with own_flip_starts
+        self._episode: list[np.ndarray] = []  # this episode's states, with own_flip_starts or own_flips
         self._lying_steps = 0
 
     def reset_model(self) -> Any:
@@ -188,21 +188,21 @@ class HopperBackflipEnv(HopperEnv):
                 self._own_flips.extend(found)
                 self._own_states = np.concatenate(self._own_flips)
         if self.own_flips is not None and self.own_flip_starts:
-            self._read_own_flips()
+            self._read_own_flips(self.own_flips)
         self._lying_steps = 0
         out = super().reset(*args, **kwargs)
         self._record_state()
         return out
 
-    def _read_own_flips(self) -> None:
+    def _read_own_flips(self, path: Path) -> None:
         """Start from the shared file's flips, reread whenever a copy has added one since this copy last read it."""
         try:
-            changed = self.own_flips.stat().st_mtime_ns  # type: ignore[union-attr]
+            changed = path.stat().st_mtime_ns
         except FileNotFoundError:
             return
         if changed != self._own_read:
             self._own_read = changed
-            flips = read_own_flips(self.own_flips)  # type: ignore[arg-type]
+            flips = read_own_flips(path)
             self._own_states = np.concatenate(flips) if flips else None
 
     def _record_state(self) -> None:
