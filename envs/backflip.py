@@ -241,27 +241,30 @@ def flip_segments(states: np.ndarray, before: int = 20, after: int = 40, in_the_
 
 def read_own_flips(path: Path) -> list[np.ndarray]:
     """The flips (qpos|qvel rows, one array each) in an `own_flips` file, oldest first; none if there is no file."""
-    if not path.exists():
-        return []
-    with np.load(path) as saved:
-        rows = np.c_[saved["qpos"], saved["qvel"]]
-        return np.split(rows, np.cumsum(saved["lengths"])[:-1]) if len(rows) else []
+    return _load_own_flips(path)[0]
 
 
 def add_own_flips(path: Path, flips: list[np.ndarray]) -> None:
     """Add `flips` to the `own_flips` file at `path` (made if missing): it keeps the states of the latest
     OWN_FLIPS_KEPT and when every flip ever added was found. Replaced whole, so that no reader sees half a file."""
-    found_at = np.zeros(0)
-    if path.exists():
-        with np.load(path) as saved:
-            found_at = saved["found_at"]
-    kept = (read_own_flips(path) + flips)[-OWN_FLIPS_KEPT:]
+    before, found_at = _load_own_flips(path)
+    kept = (before + flips)[-OWN_FLIPS_KEPT:]
     rows = np.concatenate(kept)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part.npz")
     np.savez(part, qpos=rows[:, :HOPPER_NQ], qvel=rows[:, HOPPER_NQ:], lengths=np.array([len(f) for f in kept]),
              found_at=np.r_[found_at, np.full(len(flips), time.time())])
     os.replace(part, path)
+
+
+def _load_own_flips(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    """An `own_flips` file's kept flips (oldest first) and `found_at`, read in one open; none if there is no file."""
+    if not path.exists():
+        return [], np.zeros(0)
+    with np.load(path) as saved:
+        rows = np.c_[saved["qpos"], saved["qvel"]]
+        flips = np.split(rows, np.cumsum(saved["lengths"])[:-1]) if len(rows) else []
+        return flips, saved["found_at"]
 
 
 def reference_states(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Label-efficiency benchmark: true-reward PPO vs preference-trained PPO, same settings, side by side.
+r"""Label-efficiency benchmark: true-reward PPO vs preference-trained PPO, same settings, side by side.
 
     python scripts/benchmark_label_efficiency.py --envs HalfCheetah-v5 Hopper-v5 Walker2d-v5 \
         --seeds 0 1 2 --steps 1000000 --arms true oracle-700 oracle-350 mistake-700 \

@@ -1,4 +1,4 @@
-"""Can the Hopper flip in the air at all? Search open-loop torques from standing with the cross-entropy method.
+r"""Can the Hopper flip in the air at all? Search open-loop torques from standing with the cross-entropy method.
 
     cd research/backflip
     python open_loop_flip.py --iterations 40 --seed 0            # jump first: the score pays clearance
@@ -76,7 +76,6 @@ def score(states: np.ndarray, jump_pay: float, land_pay: float = 0.0, touch_char
     return paid
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=40)
@@ -85,7 +84,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jump-pay", type=float, default=0.3)
     parser.add_argument("--land-pay", type=float, default=0.0, help="pay ending a whole turn back and standing")
-    parser.add_argument("--knots", type=int, default=KNOTS, help="torque knots per joint")
+    parser.add_argument("--knots", type=int, default=KNOTS,
+                        help="torque knots per joint (with --start, the saved mean's)")
     parser.add_argument("--steps", type=int, default=STEPS, help="steps the torques span (zero after)")
     parser.add_argument("--start", type=Path, help="a saved mean to start from (spread 0.4 instead of 0.8)")
     parser.add_argument("--save", type=Path, default=Path("runs/open_loop_jump.npy"))
