@@ -144,6 +144,12 @@ class HopperBackflipEnv(HopperEnv):
         self.reference_starts = reference_starts
         self.own_flip_starts = own_flip_starts
         self.own_flips = Path(own_flips) if own_flips else None
+        if self.own_flips is not None:
+            try:
+                _load_own_flips(self.own_flips)
+            except (OSError, KeyError, ValueError) as e:
+                raise ValueError(f"own_flips {self.own_flips}: {e}; give a new path, or a file an earlier run's "
+                                 "own_flips wrote (a reference file goes to `reference`)") from e
         self._own_flips: deque[np.ndarray] = deque(maxlen=OWN_FLIPS_KEPT)
         self._own_read: int | None = None  # the shared file's mtime when this copy last read it
         self._own_states: np.ndarray | None = None  # the kept flips' states, one qpos|qvel row each

@@ -15,6 +15,7 @@ from prefrl.envs.backflip import (
     JUMP_PAY,
     LANDED_STANDING,
     OWN_FLIPS_KEPT,
+    REFERENCE_FLIPS,
     backflip_score,
     clearance,
     count_backflips,
@@ -411,13 +412,13 @@ def test_backflip_env_copies_share_their_own_flips_through_a_file_that_outlives_
     counting.unwrapped._episode = list(flip)
     counting.reset(seed=1)
     assert len(read_own_flips(tmp_path / "count.npz")) == 1 and abs(counting.unwrapped.data.qpos[2]) < 0.1
+    with pytest.raises(ValueError, match="own_flips .*give a new path"):  # a reference file is not an own-flip file
+        make_env("prefrl/HopperBackflip-v0", own_flips=str(REFERENCE_FLIPS))
 
 
 def test_backflip_practice_episodes_can_start_at_a_recorded_flip(tmp_path):
     """reference_starts: that share of the episodes starts at a state of the shipped flips (moments of flips in the
     air that landed, from the take-off to standing after), or of a file given; a bad file gets one clear error."""
-    from prefrl.envs.backflip import REFERENCE_FLIPS
-
     with np.load(REFERENCE_FLIPS) as saved:
         shipped = {tuple(np.round(q, 6)) for q in saved["qpos"]}
     env = make_env("prefrl/HopperBackflip-v0", reference_starts=1.0)
