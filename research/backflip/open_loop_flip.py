@@ -24,15 +24,24 @@ with `--iterations 0` draws a saved mean's flip (README.md, twentieth round):
 
     python open_loop_flip.py --iterations 30 --seed 33 --knots 20 --steps 200 --save runs/jump-33.npy \
         --archive runs/archive-jump-33.npz --air-only
+
+`--reward-from RUN` scores each candidate by RUN's learned reward (its reward model as last saved, summed over the
+episode) instead of the score: a search on what a run's labels taught, with no score (README.md, twenty-first
+round). `--land-pay` and `--touch-charge` still add their terms; `--jump-pay` is unused:
+
+    python open_loop_flip.py --iterations 30 --seed 52 --knots 20 --steps 200 --reward-from PACED_RUN \
+        --save runs/learned-52.npy --archive runs/archive-learned-52.npz --air-only
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from backflip_frames import draw
+from backflip_reward_check import observe, reward_model_of
 from backflip_variants import air_flip
 from reference_states import save_flips
 
@@ -43,28 +52,36 @@ from prefrl.gym.environments import make_env
 KNOTS, STEPS, HORIZON = 12, 120, 300
 
 
-def play(env, knots: np.ndarray, steps: int = STEPS) -> np.ndarray:
-    """States (qpos|qvel) of one episode under the open-loop torques `knots` (knots x 3) spread over the first
-    `steps` steps."""
+def play(env, knots: np.ndarray, steps: int = STEPS) -> Clip:
+    """One episode under the open-loop torques `knots` (knots x 3) spread over the first `steps` steps: each step's
+    state (qpos|qvel), observation and torque."""
     grid = np.linspace(0, steps - 1, len(knots))
     torques = np.clip(np.stack([np.interp(np.arange(steps), grid, knots[:, j]) for j in range(3)], 1), -1, 1)
-    env.reset(seed=0)
-    data, states = env.unwrapped.data, []
+    obs, _ = env.reset(seed=0)
+    data, states, seen, acts = env.unwrapped.data, [], [], []
     for t in range(HORIZON):
         states.append(np.r_[data.qpos, data.qvel])
-        env.step(torques[t] if t < steps else np.zeros(3))
-    return np.array(states)
+        seen.append(obs)
+        acts.append(torques[t] if t < steps else np.zeros(3))
+        obs = env.step(acts[-1])[0]
+    return Clip(obs=np.array(seen), acts=np.array(acts), true_rewards=np.zeros(HORIZON), states=np.array(states))
 
 
-def score(states: np.ndarray, jump_pay: float, land_pay: float = 0.0, touch_charge: float = 0.0) -> float:
-    """`air_flip` summed over the episode; with `land_pay`, plus that much for each of: how near the torso ends to one
-    whole turn back (1 at the turn, 0 a whole turn away; a turn through the floor is folded back by the env, so it
-    ends far), and the share of the last 60 steps standing; with `touch_charge`, less that much for each step lying
-    before the torso first passes upside down (the env folds the angle only past it, so such a touch does not end
-    the turn in its count, and every flip the search found with `land_pay` alone touched the floor there)."""
-    clip = Clip(obs=np.zeros((len(states), 11)), acts=np.zeros((len(states), 3)), true_rewards=np.zeros(len(states)),
-                states=states)
-    paid = float(air_flip(clip, jump_pay=jump_pay).sum())
+def score(clip: Clip, jump_pay: float, land_pay: float = 0.0, touch_charge: float = 0.0,
+          learned: Callable[[Clip], np.ndarray] | None = None) -> float:
+    """`air_flip` summed over the episode (with `learned`, a learned reward of each step summed instead and
+    `jump_pay` unused: what a run's labels taught, no score); with `land_pay`, plus that much for each of: how near
+    the torso ends to one whole turn back (1 at the turn, 0 a whole turn away; a turn through the floor is folded
+    back by the env, so it ends far), and the share of the last 60 steps standing; with `touch_charge`, less that
+    much for each step lying before the torso first passes upside down (the env folds the angle only past it, so
+    such a touch does not end the turn in its count, and every flip the search found with `land_pay` alone touched
+    the floor there)."""
+    states = clip.states
+    assert states is not None
+    if learned is not None:
+        paid = float(learned(clip).sum())
+    else:
+        paid = float(air_flip(clip, jump_pay=jump_pay).sum())
     if land_pay:
         qpos = states[:, :HOPPER_NQ]
         near = max(0.0, 1 - abs(qpos[-1, 2] + 2 * np.pi) / (2 * np.pi))
@@ -94,7 +111,13 @@ def main() -> None:
     parser.add_argument("--archive", type=Path, help="save the flips every candidate of the search landed (.npz)")
     parser.add_argument("--air-only", action="store_true", help="archive only flips with no step lying in the turn")
     parser.add_argument("--png", type=Path, help="draw the final mean's first landed flip as a strip of frames")
+    parser.add_argument("--reward-from", type=Path,
+                        help="search on this run's learned reward (its last saved reward model) instead of the score")
     args = parser.parse_args()
+    learned = None
+    if args.reward_from:
+        model, model_env = reward_model_of(args.reward_from)
+        learned = lambda clip: model.reward(observe(model_env, clip.obs), clip.acts)  # noqa: E731
     env = make_env("prefrl/HopperBackflip-v0")
     rng = np.random.default_rng(args.seed)
     mean = np.load(args.start) if args.start else np.zeros((args.knots, 3))
@@ -103,16 +126,16 @@ def main() -> None:
     for it in range(args.iterations):
         batch = mean + spread * rng.standard_normal((args.population, *mean.shape))
         played = [play(env, k, args.steps) for k in batch]
-        scores = np.array([score(states, args.jump_pay, args.land_pay, args.touch_charge) for states in played])
+        scores = np.array([score(clip, args.jump_pay, args.land_pay, args.touch_charge, learned) for clip in played])
         if args.archive:
-            for states in played:
-                found += flip_segments(states, before=20, after=40, in_the_air=args.air_only)
+            for clip in played:
+                found += flip_segments(clip.states, before=20, after=40, in_the_air=args.air_only)
         elite = batch[np.argsort(scores)[-args.elite:]]
         mean, spread = elite.mean(0), elite.std(0) + 0.05
         if it % 5 == 4 or it == args.iterations - 1:
-            states = play(env, mean, args.steps)
-            qpos = states[:, :HOPPER_NQ]
-            paid = score(states, args.jump_pay, args.land_pay, args.touch_charge)
+            clip = play(env, mean, args.steps)
+            qpos = clip.states[:, :HOPPER_NQ]
+            paid = score(clip, args.jump_pay, args.land_pay, args.touch_charge, learned)
             print(f"iteration {it + 1}: best {scores.max():.1f}, mean's score {paid:.1f}, "
                   f"landed flips {landed_backflips(qpos)}, lowest angle {qpos[:, 2].min():.2f}, "
                   f"highest clearance {clearance(qpos).max():.2f} m, steps lying {int(lying(qpos).sum())}", flush=True)
@@ -123,7 +146,7 @@ def main() -> None:
         save_flips(found, args.archive)
         print(f"{len(found)} landed flips among the candidates: {args.archive}")
     if args.png:  # with --iterations 0, the --start mean's flip
-        states = play(env, mean, args.steps)
+        states = play(env, mean, args.steps).states
         flips = landed_backflips(states[:, :HOPPER_NQ])
         if not flips:
             raise SystemExit("the mean lands no flip to draw")

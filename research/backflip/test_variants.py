@@ -267,3 +267,20 @@ def test_preferred_starts_start_at_states_of_the_clips_the_teacher_preferred(mon
     angles = [env.reset(seed=k) and env.unwrapped.data.qpos[2] for k in range(12)]
     assert all(-2.0 <= a <= -1.99 for a in angles)  # the winner's states only
     assert len(set(angles)) > 3
+
+
+def test_open_loop_search_can_score_its_episodes_by_a_learned_reward_instead_of_the_score():
+    from open_loop_flip import HORIZON, play, score
+
+    env = make_env("prefrl/HopperBackflip-v0")
+    knots = np.full((4, 3), 0.5)
+    clip = play(env, knots, steps=40)
+    assert clip.obs.shape == (HORIZON, *env.observation_space.shape) and clip.states.shape == (HORIZON, 12)
+    assert np.allclose(clip.acts[:40], 0.5) and np.allclose(clip.acts[40:], 0.0)  # the torques, zero after
+    again = play(env, knots, steps=40)
+    assert np.allclose(clip.obs, again.obs)  # each candidate plays from the same start
+    # the learned reward replaces the score: here one that pays the first joint's torque, which the score does not see
+    learned = score(clip, jump_pay=0.3, learned=lambda c: c.acts[:, 0])
+    assert learned == 0.5 * 40
+    assert score(clip, jump_pay=0.3) != learned
+    assert score(clip, jump_pay=0.3, land_pay=5.0, learned=lambda c: c.acts[:, 0]) >= learned  # land pay adds on
