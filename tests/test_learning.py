@@ -46,6 +46,8 @@ def test_preference_trained_ppo_beats_random_on_point_reach(tmp_path):
     assert fixed.final_true_return > random_return / 2, (fixed.final_true_return, random_return)
     assert fixed.labels == 0 and not (tmp_path / "fixed" / "prefs.sqlite").exists()
     assert (tmp_path / "run" / "reward_model" / "model.pt").read_bytes() == saved
+    summaries = [RunDir(tmp_path / name).read_state()["summary"] for name in ("run", "fixed")]
+    assert [(s["teacher"], s["reward_from"]) for s in summaries] == [("oracle", None), (None, str(tmp_path / "run"))]
     paid = [r for r in RunDir(tmp_path / "fixed").read_metrics() if not math.isnan(r["predicted_return"])]
     assert paid and all(r["predicted_return"] != r["true_return"] for r in paid)  # the model's reward, not the env's
 
