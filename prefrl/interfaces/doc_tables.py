@@ -315,6 +315,9 @@ DOC_TABLES = {
                                         ("true-searchair-reference50-landed40-cut200",
                                          "true-searchland-reference50-landed40-cut200",
                                          "mistake-1000-disagreement-paced3s-searchair-reference50-landed40-cut200-1M")),
+    "backflip-chains-s34": DocTable(("docs/benchmark-results-backflip-s34-cpu.jsonl",),
+                                    ("mistake-1000-disagreement-paced3s-chainref-reference50-landed40-cut200-1M",
+                                     "fixedlearned-ownpaced1000-learnedsearch-reference50-landed40-cut200")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 

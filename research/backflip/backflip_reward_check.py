@@ -4,8 +4,9 @@
     python backflip_reward_check.py /tmp/ppo_on_score /tmp/pref_run_a /tmp/pref_run_b --seeds 1 10000 10001
 
 The first run's agent (one that flips, e.g. PPO on the score) acts deterministically for one episode per seed
-in prefrl/HopperBackflip-v0. Each later run's reward model scores those steps, in the observation of the env
-that run trained on (a variant such as backflip_variants:hopper_sin_cos sees the same states through its own
+in prefrl/HopperBackflip-v0. Each later run's reward model scores those steps (a run that trained on another
+run's model held fixed, `--reward-from`, is checked with that model), in the observation of the env that run
+trained on (a variant such as backflip_variants:hopper_sin_cos sees the same states through its own
 wrapper). Printed per seed: the episode's backward turns and landed flips, and for each reward model
 - `corr`: the correlation between its sum and the score's sum over 50-step windows (README.md, fifth
   round);
