@@ -283,4 +283,3 @@ def test_open_loop_search_can_score_its_episodes_by_a_learned_reward_instead_of_
     learned = score(clip, jump_pay=0.3, learned=lambda c: c.acts[:, 0])
     assert learned == 0.5 * 40
     assert score(clip, jump_pay=0.3) != learned
-    assert score(clip, jump_pay=0.3, land_pay=5.0, learned=lambda c: c.acts[:, 0]) >= learned  # land pay adds on
