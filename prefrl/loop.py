@@ -81,8 +81,7 @@ def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
         final = s.score()
         if cfg.eval_every > 0:  # without evaluations along the way the best agent is the final one, in agent/
             s.keep_if_best(final)
-        asked = cfg.reward == "learned" and cfg.reward_from is None  # the run asked a teacher for labels
-        summary = {"env": cfg.env, "reward": cfg.reward, "teacher": cfg.teacher if asked else None,
+        summary = {"env": cfg.env, "reward": cfg.reward, "teacher": cfg.teacher if cfg.asks_for_labels else None,
                    "reward_from": None if cfg.reward_from is None else str(cfg.reward_from), "seed": cfg.seed,
                    "env_steps": wrapper.env_step, "labels": s.labels(), "final_true_return": final,
                    "random_return": s.random_score(), "absorbing_reward": s.absorbing_reward(),
