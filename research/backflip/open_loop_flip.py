@@ -47,6 +47,7 @@ from reference_states import save_flips
 
 from prefrl.core.data import Clip
 from prefrl.envs.backflip import HOPPER_NQ, clearance, flip_segments, landed_backflips, lying, standing
+from prefrl.errors import PrefrlError
 from prefrl.gym.environments import make_env
 
 KNOTS, STEPS, HORIZON = 12, 120, 300
@@ -116,7 +117,12 @@ def main() -> None:
     args = parser.parse_args()
     learned = None
     if args.reward_from:
-        model, model_env = reward_model_of(args.reward_from)
+        try:
+            model, model_env = reward_model_of(args.reward_from)
+        except FileNotFoundError as e:  # no config.json there: not a run
+            parser.error(f"--reward-from {args.reward_from}: {e}: give the directory of a run that learned its reward")
+        except PrefrlError as e:  # a run, but no model to read (its message names the fix)
+            parser.error(str(e))
         learned = lambda clip: model.reward(observe(model_env, clip.obs), clip.acts)  # noqa: E731
     env = make_env("prefrl/HopperBackflip-v0")
     rng = np.random.default_rng(args.seed)
