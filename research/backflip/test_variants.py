@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from backflip_variants import every_turn_pays  # this folder: the tests run from it
 
 from prefrl.core.data import Clip
@@ -283,3 +284,49 @@ def test_open_loop_search_can_score_its_episodes_by_a_learned_reward_instead_of_
     learned = score(clip, jump_pay=0.3, learned=lambda c: c.acts[:, 0])
     assert learned == 0.5 * 40
     assert score(clip, jump_pay=0.3) != learned
+
+
+def test_fit_reward_fits_a_model_on_an_imported_store_that_reward_from_then_loads(tmp_path):
+    """fit_reward.py: the model a run would have had after its first N labels, saved where --reward-from reads it;
+    here labels that prefer the torso turned further back teach a model that pays the turn."""
+    from fit_reward import fit
+
+    from prefrl.checkpoint import load_reward_model
+    from prefrl.config import RewardModelConfig, TrainConfig
+    from prefrl.core.data import Answer
+    from prefrl.core.store.sqlite import PreferenceStore
+    from prefrl.errors import PrefrlError
+
+    source, run = tmp_path / "source", tmp_path / "half"
+    source.mkdir()
+    run.mkdir()
+    cfg = TrainConfig(env="prefrl/HopperBackflip-v0", seed=3, reward_model=RewardModelConfig(members=2, hidden=16))
+    (source / "config.json").write_text(cfg.to_json())
+    with pytest.raises(PrefrlError, match="prefrl import"):
+        fit(run, source, fits=1)
+    rng = np.random.default_rng(0)
+
+    def clip(turn: float) -> Clip:
+        obs = rng.normal(0.0, 0.1, (20, 11))
+        obs[:, 1] = turn  # the torso's angle
+        return Clip(obs=obs, acts=np.zeros((20, 3)), true_rewards=np.zeros(20))
+
+    store = PreferenceStore(run / "prefs.sqlite", env_id="prefrl/HopperBackflip-v0")
+    for _ in range(60):
+        a, b = rng.uniform(-3.0, 0.0, 2)
+        left, right = store.add_clip(clip(a)), store.add_clip(clip(b))
+        store.add_label(store.add_query(left, right, env_step=0), Answer.LEFT if a < b else Answer.RIGHT, "t")
+    store.close()
+    stats = fit(run, source, fits=3)
+    assert len(stats) == 3 and stats[-1].train_loss < stats[0].train_loss
+    model = load_reward_model(run, *_spaces())
+    turned, upright = np.zeros((1, 11), np.float32), np.zeros((1, 11), np.float32)
+    turned[0, 1] = -2.5
+    assert model.reward(turned, np.zeros((1, 3), np.float32)) > model.reward(upright, np.zeros((1, 3), np.float32))
+
+
+def _spaces():
+    env = make_env("prefrl/HopperBackflip-v0")
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
