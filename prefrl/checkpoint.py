@@ -96,9 +96,15 @@ def load_agent(run: RunDir, venv: VecEnv | None = None, device: str = "cpu",
 def load_reward_model(source: Path, obs_space: gym.Space, act_space: gym.Space,
                       device: str | torch.device = "cpu") -> RewardEnsemble:
     """The reward model last saved by the run in `source`, for steps of an env with these spaces: for an agent
-    that trains on it held fixed (--reward-from), or to inspect it."""
-    saved = RunDir(source)
+    that trains on it held fixed (--reward-from), or to inspect it. A run that itself trained on another's model
+    (--reward-from, saving none of its own) gives that model."""
+    saved, seen = RunDir(source), set()
     stored = saved.stored_config()
+    while stored is not None and stored.reward_from is not None and not (saved.reward_model / MODEL).exists() \
+            and saved.path.absolute() not in seen:  # a chain that comes back on itself ends in the error below
+        seen.add(saved.path.absolute())
+        saved = RunDir(stored.reward_from)
+        stored = saved.stored_config()
     if stored is None or not (saved.reward_model / MODEL).exists():
         raise PrefrlError(f"--reward-from {source}: no run with a reward model there (config.json and "
                           "reward_model/model.pt): give the directory of a run that learned its reward")

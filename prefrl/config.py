@@ -280,7 +280,8 @@ class TrainConfig:
     reward_from: Path | None = None
     """Train on the reward model saved in this run directory, held fixed: no labels are asked for and the model
     is not updated. Reuses a reward learned once; also tells whether an agent learns from a model that has
-    stopped changing under it."""
+    stopped changing under it. A run that itself trained --reward-from gives the model it trained on. Stored
+    absolute, so the run resumes from any directory."""
     seed: int = 0
     out: Path = Path("runs/latest")
     """Run directory."""

@@ -89,7 +89,9 @@ class RunDir:
         # config.json is written (a refusal after it would leave the directory claimed by the wrong env).
         known = run.store.exists() or cfg.store and cfg.env
         imported = open_store(run.path, cfg.store, cfg.env).env_id if known else None
-        cfg = dataclasses.replace(cfg, env=cfg.env or imported or DEFAULT_ENV, out=run.path)
+        # --reward-from is stored absolute, so the run resumes, and another run follows it, from any directory
+        source = None if cfg.reward_from is None else cfg.reward_from.absolute()
+        cfg = dataclasses.replace(cfg, env=cfg.env or imported or DEFAULT_ENV, out=run.path, reward_from=source)
         # An unknown env id, or keyword arguments it does not take, fail here, before anything is written.
         env = _training_env(cfg.env_id, cfg.train_env_kwargs)
         clip = cfg.queries.clip_length or clip_steps(env, cfg.person_paced, cfg.queries.clip_seconds)

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,38 @@ def test_reward_model_of_another_env_is_refused(tmp_path):
     make_reward_model(hopper_obs, hopper_act, RewardModelConfig()).save(source / "reward_model" / "model.pt")
     with pytest.raises(PrefrlError, match="learned on 'Hopper-v5'.*train on --env Hopper-v5"):
         train(TrainConfig(env="prefrl/PointReach-v0", reward_from=source, out=tmp_path / "run"))
+
+
+def test_reward_from_a_run_that_trained_on_another_follows_it_and_is_stored_absolute(tmp_path, monkeypatch):
+    """A run trained --reward-from another saves no model of its own: --reward-from it reads the model it trained
+    on; a chain that comes back on itself gets the one error; a relative --reward-from is stored absolute."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    from prefrl.checkpoint import load_reward_model
+    from prefrl.config import RewardModelConfig
+    from prefrl.core.reward.factory import make_reward_model
+    from prefrl.run_dir import RunDir
+
+    obs, act = gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Box(-1, 1, (2,))
+    learned, fixed, loop = tmp_path / "learned", tmp_path / "fixed", tmp_path / "loop"
+    (learned / "reward_model").mkdir(parents=True)
+    (learned / "config.json").write_text(TrainConfig(env="prefrl/PointReach-v0", out=learned).to_json())
+    model = make_reward_model(obs, act, RewardModelConfig())
+    model.is_fitted.fill_(True)
+    model.save(learned / "reward_model" / "model.pt")
+    fixed.mkdir()
+    (fixed / "config.json").write_text(
+        TrainConfig(env="prefrl/PointReach-v0", reward_from=learned, out=fixed).to_json())
+    followed = load_reward_model(fixed, obs, act)
+    batch = np.ones((3, 4), np.float32), np.zeros((3, 2), np.float32)
+    assert np.allclose(followed.reward(*batch), model.reward(*batch))
+    assert all(torch.equal(a, b) for a, b in zip(followed.state_dict().values(), model.state_dict().values()))
+    loop.mkdir()
+    (loop / "config.json").write_text(TrainConfig(env="prefrl/PointReach-v0", reward_from=loop, out=loop).to_json())
+    with pytest.raises(PrefrlError, match="no run with a reward model there"):
+        load_reward_model(loop, obs, act)
+    monkeypatch.chdir(tmp_path)
+    _, cfg = RunDir.check(TrainConfig(env="prefrl/PointReach-v0", reward_from=Path("fixed"), out=tmp_path / "new"))
+    assert cfg.reward_from == tmp_path / "fixed"

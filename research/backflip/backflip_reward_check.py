@@ -37,14 +37,13 @@ import gymnasium as gym
 import numpy as np
 from backflip_frames import agent_in, run_env
 
-from prefrl.checkpoint import MODEL, load_reward_model
+from prefrl.checkpoint import load_reward_model
 from prefrl.core.data import Clip
 from prefrl.core.loading import load_callable
 from prefrl.core.reward.model import RewardEnsemble
 from prefrl.envs.backflip import HOPPER_NQ, backflip_score, landed_backflips
 from prefrl.gym.environments import make_env
 from prefrl.gym.evaluation import episode_clips
-from prefrl.run_dir import RunDir
 
 WINDOW = 50
 FLIPPER_ENV = "prefrl/HopperBackflip-v0"
@@ -54,14 +53,9 @@ for lying while standing before a flip pays nothing."""
 
 
 def reward_model_of(run: Path) -> tuple[RewardEnsemble, gym.Env]:
-    """The run's reward model as last saved, and the env (in that run's observation) it was trained on. A run that
-    trained on another run's model held fixed (`--reward-from`) saves none of its own: that model is read (its path
-    as the run was given it, so relative to where the run was launched)."""
+    """The run's reward model as last saved (for a run that trained on another's held fixed, `--reward-from`,
+    that model), and the env (in that run's observation) it was trained on."""
     env = make_env(run_env(run))
-    saved = RunDir(run)
-    stored = saved.stored_config()
-    if stored is not None and stored.reward_from is not None and not (saved.reward_model / MODEL).exists():
-        run = Path(stored.reward_from)
     return load_reward_model(run, env.observation_space, env.action_space), env
 
 
