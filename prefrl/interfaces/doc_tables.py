@@ -318,6 +318,9 @@ DOC_TABLES = {
     "backflip-chains-s34": DocTable(("docs/benchmark-results-backflip-s34-cpu.jsonl",),
                                     ("mistake-1000-disagreement-paced3s-chainref-reference50-landed40-cut200-1M",
                                      "fixedlearned-ownpaced1000-learnedsearch-reference50-landed40-cut200")),
+    "backflip-s35": DocTable(("docs/benchmark-results-backflip-s35-cpu.jsonl",),
+                             ("mistake-500-imported500-disagreement-paced3s-labelsplit-reference50-landed40-cut200-725k",
+                              "mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 
