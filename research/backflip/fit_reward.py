@@ -34,12 +34,13 @@ from prefrl.run_dir import RunDir
 def fit(run: Path, config_from: Path, fits: int) -> list[RewardStats]:
     """Copy `config_from`'s config.json into `run`, fit its reward model `fits` times on every label of `run`'s
     store, save it in run/reward_model; each fit's stats."""
-    source = RunDir(config_from).stored_config()
+    origin, target = RunDir(config_from), RunDir(run)
+    source = origin.stored_config()
     if source is None:
         raise PrefrlError(f"--config-from {config_from}: no config.json there: give a run directory")
-    if not (run / "prefs.sqlite").exists():
+    if not target.store.exists():
         raise PrefrlError(f"{run}: no prefs.sqlite: `prefrl import LABELS.jsonl {run}` first")
-    shutil.copy(config_from / "config.json", run / "config.json")
+    shutil.copy(origin.config, target.config)
     torch.manual_seed(source.seed)
     env = make_env(source.env_id, **source.train_env_kwargs)
     model = make_reward_model(env.observation_space, env.action_space, source.reward_model)
@@ -55,9 +56,8 @@ def fit(run: Path, config_from: Path, fits: int) -> list[RewardStats]:
             stats.append(one)
     finally:
         store.close()
-    out = RunDir(run).reward_model
-    out.mkdir(exist_ok=True)
-    model.save(out / MODEL)
+    target.reward_model.mkdir(exist_ok=True)
+    model.save(target.reward_model / MODEL)
     return stats
 
 
