@@ -82,6 +82,14 @@ def test_stats_give_both_ratios_and_mark_results_without_late_returns():
     assert "last 3" not in runs_table([_row("true", 100, None), _row("oracle-7", 95, None)])
 
 
+def test_small_returns_keep_two_decimals_so_a_third_of_a_flip_an_episode_is_not_shown_as_none():
+    rows = [_row("true", 1 / 3, 2 / 3), _row("true", 0.0, 1.0, seed=1), _row("true", 3.0, 4.5, seed=2),
+            _row("oracle-7", 1234.4, 12.0)]
+    table = runs_table(rows).splitlines()
+    assert table[2:] == ["| E | true | 3 | 0 | 1.11 | 0.33, 0, 3 | 1.11 | – | 2.06 | – | 1 |",  # whole ones stay whole
+                         "| E | oracle-7 | 1 | 0 | 1234 | 1234 | 1234 | **1110.96** | 12 | **5.84** | 1 |"]
+
+
 def test_doc_tables_are_regenerated_between_their_markers_and_the_prose_is_kept(tmp_path):
     rows = [_row("true", 100, 110), _row("oracle-7", 95, 88), _row("true", 50, 40, env="F"),
             _row("oracle-7", 10, 20, env="F")]

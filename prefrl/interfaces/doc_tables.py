@@ -321,6 +321,10 @@ DOC_TABLES = {
     "backflip-s35": DocTable(("docs/benchmark-results-backflip-s35-cpu.jsonl",),
                              ("mistake-500-imported500-disagreement-paced3s-labelsplit-reference50-landed40-cut200-725k",
                               "mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M")),
+    "backflip-s36": DocTable(("docs/benchmark-results-backflip-s36-cpu.jsonl",),
+                             ("mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M",
+                              "mistake-1000-disagreement-paced3s-clip0.8s-reference50-landed40-cut200-1M",
+                              "fixedlearned-chainpaced1000-chainref-reference50-landed40-cut200")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 

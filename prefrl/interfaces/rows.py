@@ -102,6 +102,12 @@ def _ratio(v: float | None) -> str:
     return "–" if v is None else f"**{v:.2f}**" if round(v, 2) >= BAR else f"{v:.2f}"
 
 
+def _return(v: float) -> str:
+    """A return as the table shows it: whole numbers, but two decimals under 10 (a backflip run's return is flips
+    an episode, 0.33 of them a third of an episode's, which whole numbers would show as 0)."""
+    return f"{v:.2f}" if abs(v) < 10 and round(v) != v else f"{v:.0f}"
+
+
 def runs_table(results: list[dict[str, Any]], arms: list[str] | None = None, envs: list[str] | None = None) -> str:
     """A markdown table with a line per env and arm (only `arms`, in that order, and `envs`, when given): seeds,
     labels, mean, per-seed and IQM return, RLHF / true reward, and, where the rows have late returns, the mean of
@@ -117,11 +123,11 @@ def runs_table(results: list[dict[str, Any]], arms: list[str] | None = None, env
     lines = ["| " + " | ".join([*head, "wall s / run"]) + " |", "|" + "---|" * (len(head) + 1)]
     for env, arm, a in shown:
         vs_true = arm != "true"
-        cells = [env, arm, str(a["seeds"]), f"{a['labels']:.0f}", f"{a['mean']:.0f}",
-                 ", ".join(f"{v:.0f}" for v in a["returns"]), f"{a['iqm']:.0f}",
+        cells = [env, arm, str(a["seeds"]), f"{a['labels']:.0f}", _return(a["mean"]),
+                 ", ".join(_return(v) for v in a["returns"]), _return(a["iqm"]),
                  _ratio(a["ratio_to_true"] if vs_true else None)]
         if late:
-            cells += ["–" if a["late_mean"] is None else f"{a['late_mean']:.0f}",
+            cells += ["–" if a["late_mean"] is None else _return(a["late_mean"]),
                       _ratio(a["late_ratio_to_true"] if vs_true else None)]
         lines.append("| " + " | ".join([*cells, f"{a['wall_s']:.0f}"]) + " |")
     return "\n".join(lines) + "\n"
