@@ -324,7 +324,8 @@ DOC_TABLES = {
     "backflip-s36": DocTable(("docs/benchmark-results-backflip-s36-cpu.jsonl",),
                              ("mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M",
                               "mistake-1000-disagreement-paced3s-clip0.8s-reference50-landed40-cut200-1M",
-                              "fixedlearned-chainpaced1000-chainref-reference50-landed40-cut200")),
+                              "fixedlearned-chainpaced1000-chainref-reference50-landed40-cut200",
+                              "fixedlearned-refpaced1000-reference50-landed40-cut200-stopped409k")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 

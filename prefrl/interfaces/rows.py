@@ -104,7 +104,7 @@ def _ratio(v: float | None) -> str:
 
 def _return(v: float) -> str:
     """A return as the table shows it: whole numbers, but two decimals under 10 (a backflip run's return is flips
-    an episode, 0.33 of them a third of an episode's, which whole numbers would show as 0)."""
+    an episode, where one flip in three episodes, 0.33, would show as 0)."""
     return f"{v:.2f}" if abs(v) < 10 and round(v) != v else f"{v:.0f}"
 
 
