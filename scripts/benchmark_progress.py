@@ -14,6 +14,7 @@ import tyro
 
 from prefrl.errors import exit_status
 from prefrl.interfaces.benchmark import benchmark_runs
+from prefrl.interfaces.rows import format_return
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ def main(args: Args) -> None:
         evals = [r for r in rows if not math.isnan(r.get("eval_return", math.nan))]
         summary = run.read_state().get("summary") or {}
         name = str(run.path.relative_to(args.root))
-        last = f"{evals[-1]['eval_return']:.0f}@{evals[-1]['env_steps'] / 1000:.0f}k" if evals else "-"
-        final = f"{summary['final_true_return']:.0f}" if summary else "-"
+        last = f"{format_return(evals[-1]['eval_return'])}@{evals[-1]['env_steps'] / 1000:.0f}k" if evals else "-"
+        final = format_return(summary['final_true_return']) if summary else "-"
         r = rows[-1]
         print(f"{name:<40} {r['env_steps']:>9.0f} {r['labels']:>6.0f} {r['wall_s']:>7.0f} {last:>10} {final:>8}")
 

@@ -102,7 +102,7 @@ def _ratio(v: float | None) -> str:
     return "–" if v is None else f"**{v:.2f}**" if round(v, 2) >= BAR else f"{v:.2f}"
 
 
-def _return(v: float) -> str:
+def format_return(v: float) -> str:
     """A return as the table shows it: whole numbers, but two decimals under 10 (a backflip run's return is flips
     an episode, where one flip in three episodes, 0.33, would show as 0)."""
     return f"{v:.2f}" if abs(v) < 10 and round(v) != v else f"{v:.0f}"
@@ -123,11 +123,11 @@ def runs_table(results: list[dict[str, Any]], arms: list[str] | None = None, env
     lines = ["| " + " | ".join([*head, "wall s / run"]) + " |", "|" + "---|" * (len(head) + 1)]
     for env, arm, a in shown:
         vs_true = arm != "true"
-        cells = [env, arm, str(a["seeds"]), f"{a['labels']:.0f}", _return(a["mean"]),
-                 ", ".join(_return(v) for v in a["returns"]), _return(a["iqm"]),
+        cells = [env, arm, str(a["seeds"]), f"{a['labels']:.0f}", format_return(a["mean"]),
+                 ", ".join(format_return(v) for v in a["returns"]), format_return(a["iqm"]),
                  _ratio(a["ratio_to_true"] if vs_true else None)]
         if late:
-            cells += ["–" if a["late_mean"] is None else _return(a["late_mean"]),
+            cells += ["–" if a["late_mean"] is None else format_return(a["late_mean"]),
                       _ratio(a["late_ratio_to_true"] if vs_true else None)]
         lines.append("| " + " | ".join([*cells, f"{a['wall_s']:.0f}"]) + " |")
     return "\n".join(lines) + "\n"
