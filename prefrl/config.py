@@ -282,6 +282,12 @@ class TrainConfig:
     is not updated. Reuses a reward learned once; also tells whether an agent learns from a model that has
     stopped changing under it. A run that itself trained --reward-from gives the model it trained on. Stored
     absolute, so the run resumes from any directory."""
+    retrain_steps: int = 0
+    """After the run, train a new agent from scratch for this many env steps on the run's final reward model, held
+    fixed, in RUN/retrain (a run of its own, as `--reward-from RUN --out RUN/retrain` makes; the person is asked
+    nothing more). The agent that learned while the labels came trains on a reward that moves under it; on
+    HopperBackflip the labels of runs whose own agent never flipped taught a model a fresh agent learned to flip on
+    (docs/benchmarks.md). 0: no second phase."""
     seed: int = 0
     out: Path = Path("runs/latest")
     """Run directory."""
@@ -334,10 +340,14 @@ class TrainConfig:
             raise PrefrlError(f"--steps must be positive (got {self.steps}): give the agent a step budget")
         if self.reward_from is not None and self.reward != "learned":
             raise PrefrlError("--reward-from trains on a saved reward model: drop --reward true, or drop --reward-from")
+        if self.retrain_steps > 0 and not self.asks_for_labels:
+            raise PrefrlError("--retrain-steps trains a new agent on the reward model this run learns from labels: "
+                              "drop --retrain-steps, or drop --reward true / --reward-from")
         if self.reward == "learned" and self.reward_from is None and self.labels <= 0:
             raise PrefrlError(f"--labels must be positive (got {self.labels}): give a label budget, "
                               "or --reward true to train on the env's own reward")
         _check_ranges(self, "--", {"seed": NON_NEGATIVE, "update_every": NON_NEGATIVE, "threads": POSITIVE,
+                                   "retrain_steps": NON_NEGATIVE,
                                    "eval_episodes": NON_NEGATIVE, "eval_every": NON_NEGATIVE,
                                    "video_steps": NON_NEGATIVE})
 

@@ -5,7 +5,8 @@
        a. new clips are paired and asked about, as the label schedule says,
        b. the teacher answers (through the store; a person is waited for where the loop must),
        c. the reward model is refitted on every label so far;
-    3. the final agent is scored on the true reward, and a report and a video are written.
+    3. the final agent is scored on the true reward, and a report and a video are written;
+    4. with --retrain-steps, a new agent learns from scratch on the final reward model held fixed, in RUN/retrain.
 With --eval-every, whenever an evaluation (along the way, or the final one) beats every earlier one, that agent is kept
 in RUN/best.
 
@@ -15,6 +16,7 @@ The parts are built in `prefrl.session`; the label machinery (what is due, ask, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from prefrl.config import TrainConfig
+from prefrl.core.store import open_store
 from prefrl.gym.evaluation import record_video
 from prefrl.report import write_report
 from prefrl.run_dir import RunDir
@@ -35,6 +38,10 @@ LabelWindow = Callable[[Path, "str | None"], AbstractContextManager[Any]]
 (`prefrl.ui.window.label_window`)."""
 
 
+RETRAIN = "retrain"
+"""The subdirectory of a run where --retrain-steps trains its new agent."""
+
+
 @dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
@@ -42,6 +49,8 @@ class TrainResult:
     labels: int
     final_true_return: float
     wall_s: float
+    retrain: TrainResult | None = None
+    """The new agent trained on the final reward model held fixed (--retrain-steps), in RUN/retrain."""
 
 
 def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
@@ -51,6 +60,41 @@ def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
     fails (the CLI passes the pygame one; without it, label from another terminal with `prefrl label RUN`).
     """
     run, cfg = RunDir.prepare(cfg)
+    first = run.read_state().get("summary")
+    if cfg.retrain_steps > 0 and first is not None and first["env_steps"] >= cfg.steps:
+        # resumed after the first phase ended: only the second is left
+        result = TrainResult(run.path, first["env_steps"], first["labels"], first["final_true_return"],
+                             first["wall_s"])
+    else:
+        result = _train(run, cfg, window)
+    if cfg.retrain_steps == 0 or result.env_steps < cfg.steps:  # none asked for, or the person stopped the run
+        return result
+    again = _retrain(run, cfg)
+    state = run.read_state()
+    state["summary"]["retrain"] = {"run_dir": RETRAIN, "env_steps": again.env_steps,
+                                   "final_true_return": again.final_true_return,
+                                   "best": RunDir(again.run_dir).read_state().get("best"), "wall_s": again.wall_s}
+    run.write_state(state)
+    store = open_store(run.path, cfg.store, cfg.env_id)
+    try:
+        write_report(run, _title(cfg), store)
+    finally:
+        store.close()
+    return dataclasses.replace(result, retrain=again)
+
+
+def _retrain(run: RunDir, cfg: TrainConfig) -> TrainResult:
+    """Stage 4: a new agent, from scratch, on the run's final reward model held fixed (--retrain-steps). It asks
+    nobody and opens no store; the run directory is its own, so it resumes like any run."""
+    out = run.path / RETRAIN
+    again = dataclasses.replace(cfg, reward_from=run.path, out=out, steps=cfg.retrain_steps, retrain_steps=0,
+                                store=None, resume=RunDir(out).config.exists())
+    log.info("training a new agent for %d steps on the final reward model, held fixed, in %s", cfg.retrain_steps, out)
+    return train(again)
+
+
+def _train(run: RunDir, cfg: TrainConfig, window: LabelWindow | None) -> TrainResult:
+    """Stages 1 to 3."""
     with ExitStack() as stack:
         s = stack.enter_context(Session.open(cfg, run))
         prefs, wrapper = s.prefs, s.wrapper
@@ -90,10 +134,14 @@ def train(cfg: TrainConfig, window: LabelWindow | None = None) -> TrainResult:
                    "wall_s": round(s.elapsed(), 1)}
         run.write_state({**run.read_state(), "summary": summary, "timers": s.timers.seconds,
                          "wall_s": summary["wall_s"]})
-        write_report(run, f"{cfg.env}: {cfg.reward} reward", prefs.store if prefs is not None else None)
+        write_report(run, _title(cfg), prefs.store if prefs is not None else None)
         if cfg.video_steps > 0:
             _video(s)
         return TrainResult(run.path, wrapper.env_step, s.labels(), final, round(s.elapsed(), 1))
+
+
+def _title(cfg: TrainConfig) -> str:
+    return f"{cfg.env}: {cfg.reward} reward"
 
 
 def _video(s: Session) -> None:

@@ -57,6 +57,14 @@ def write_report(run: RunDir, title: str, store: Store | None = None) -> None:
     if best:
         lines += [f"The best evaluation, {best['eval_return']:.1f}, came at {best['env_steps']} env steps and "
                   f"{best['labels']} labels; that agent is kept in best/ (`load_agent(run, best=True)`).", ""]
+    again = summary.get("retrain")
+    if again:
+        kept = again.get("best")
+        where = (f"; its best evaluation, {kept['eval_return']:.1f}, came at {kept['env_steps']} env steps "
+                 f"({again['run_dir']}/best)" if kept else "")
+        lines += [f"Then a new agent trained {again['env_steps']} env steps from scratch on the final reward model, "
+                  f"held fixed, in {again['run_dir']}/ (--retrain-steps): final true return "
+                  f"{again['final_true_return']:.1f}{where}. Its report: {again['run_dir']}/report.md.", ""]
     absorbing = summary.get("absorbing_reward")
     if absorbing is not None and absorbing == absorbing:  # not NaN: a learned reward with the absorbing state
         verdict = "costs" if absorbing < 0 else "does not cost"

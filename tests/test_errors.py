@@ -46,6 +46,8 @@ def test_run_directory_of_another_env_is_refused(tmp_path):
     (["train", "--env", "prefrl/PointReach-v0", "--reward-from", "/nonexistent/run"],
      "no run with a reward model there"),
     (["train", "--reward-from", "/nonexistent/run", "--reward", "true"], "drop --reward true, or drop --reward-from"),
+    (["train", "--reward", "true", "--retrain-steps", "1000"], "drop --retrain-steps, or drop --reward true"),
+    (["train", "--retrain-steps", "-5"], "--retrain-steps"),
 ])
 def test_cli_prints_one_clear_line_and_exits_2(argv, match, capsys, tmp_path):
     if argv[0] == "train":

@@ -27,29 +27,39 @@ def _random_policy_return(env_id: str, episodes: int = 20) -> float:
     return float(np.mean(total))
 
 
-def test_preference_trained_ppo_beats_random_on_point_reach(tmp_path):
-    result = train(TrainConfig(env="prefrl/PointReach-v0", steps=24_000, labels=150, seed=1,
-                               out=tmp_path / "run", video_steps=20, eval_episodes=20, progress=False))
+def test_preference_trained_ppo_beats_random_on_point_reach_and_a_new_agent_learns_on_its_model_held_fixed(tmp_path):
+    run = tmp_path / "run"
+    result = train(TrainConfig(env="prefrl/PointReach-v0", steps=24_000, labels=150, seed=1, retrain_steps=24_000,
+                               out=run, video_steps=20, eval_episodes=20, progress=False))
     random_return = _random_policy_return("prefrl/PointReach-v0")
     # random wanders ~ -45; reaching and staying near the goal is ~ -5. "Clearly beats": more than halfway.
     assert result.final_true_return > random_return / 2, (result.final_true_return, random_return)
     assert result.labels >= 140
     for name in ["config.json", "prefs.sqlite", "metrics.csv", "report.png", "agent.mp4", "state.json",
                  "agent/ppo.zip", "reward_model/model.pt"]:
-        assert (tmp_path / "run" / name).exists(), name
-    assert any((tmp_path / "run" / "tb").iterdir())
+        assert (run / name).exists(), name
+    assert any((run / "tb").iterdir())
 
-    # A new agent trained on that run's reward model, held fixed, learns too, and asks for no labels.
-    saved = (tmp_path / "run" / "reward_model" / "model.pt").read_bytes()
-    fixed = train(TrainConfig(env="prefrl/PointReach-v0", steps=24_000, seed=2, reward_from=tmp_path / "run",
-                              out=tmp_path / "fixed", video_steps=0, eval_episodes=20, progress=False))
+    # --retrain-steps: then a new agent, trained from scratch on the run's final reward model held fixed, learns
+    # too, in RUN/retrain, and asks for no labels.
+    fixed = result.retrain
+    assert fixed is not None and fixed.run_dir == run / "retrain"
     assert fixed.final_true_return > random_return / 2, (fixed.final_true_return, random_return)
-    assert fixed.labels == 0 and not (tmp_path / "fixed" / "prefs.sqlite").exists()
-    assert (tmp_path / "run" / "reward_model" / "model.pt").read_bytes() == saved
-    summaries = [RunDir(tmp_path / name).read_state()["summary"] for name in ("run", "fixed")]
-    assert [(s["teacher"], s["reward_from"]) for s in summaries] == [("oracle", None), (None, str(tmp_path / "run"))]
-    paid = [r for r in RunDir(tmp_path / "fixed").read_metrics() if not math.isnan(r["predicted_return"])]
+    assert fixed.labels == 0 and not (run / "retrain" / "prefs.sqlite").exists()
+    summaries = [RunDir(path).read_state()["summary"] for path in (run, run / "retrain")]
+    assert [(s["teacher"], s["reward_from"]) for s in summaries] == [("oracle", None), (None, str(run))]
+    assert summaries[0]["retrain"]["final_true_return"] == fixed.final_true_return
+    assert f"new agent trained {fixed.env_steps} env steps from scratch" in (run / "report.md").read_text()
+    paid = [r for r in RunDir(run / "retrain").read_metrics() if not math.isnan(r["predicted_return"])]
     assert paid and all(r["predicted_return"] != r["true_return"] for r in paid)  # the model's reward, not the env's
+
+    # Resumed once both phases are done, it trains neither again and leaves the saved model as it was.
+    saved = (run / "reward_model" / "model.pt").read_bytes()
+    rows = [len(RunDir(path).read_metrics()) for path in (run, run / "retrain")]
+    again = train(TrainConfig(out=run, resume=True, progress=False))
+    assert again.retrain is not None and again.retrain.env_steps == fixed.env_steps >= 24_000
+    assert [len(RunDir(path).read_metrics()) for path in (run, run / "retrain")] == rows
+    assert (run / "reward_model" / "model.pt").read_bytes() == saved
 
 
 @pytest.mark.slow

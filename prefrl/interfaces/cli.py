@@ -159,6 +159,10 @@ def _train(cfg: TrainConfig) -> int:
     result = train(cfg, window=window)
     print(f"run directory: {result.run_dir}\nenv steps: {result.env_steps}  labels: {result.labels}  "
           f"final true return: {result.final_true_return:.1f}  wall: {result.wall_s:.0f}s")
+    if result.retrain is not None:
+        again = result.retrain
+        print(f"new agent on the final reward model, held fixed: {again.run_dir}\nenv steps: {again.env_steps}  "
+              f"final true return: {again.final_true_return:.1f}  wall: {again.wall_s:.0f}s")
     return 0
 
 
