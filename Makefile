@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/mypy prefrl envs ui scripts
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
