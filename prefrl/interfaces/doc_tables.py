@@ -326,6 +326,10 @@ DOC_TABLES = {
                               "mistake-1000-disagreement-paced3s-clip0.8s-reference50-landed40-cut200-1M",
                               "fixedlearned-chainpaced1000-chainref-reference50-landed40-cut200",
                               "fixedlearned-refpaced1000-reference50-landed40-cut200-stopped409k")),
+    "backflip-s37": DocTable(("docs/benchmark-results-backflip-s37-cpu.jsonl",),
+                             ("fixedlearned-refpaced1000-reference50-landed40-cut200",
+                              "mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M",
+                              "retrain600k-mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M")),
 }
 """Every generated table of docs/benchmarks.md, by the NAME of its `<!-- table: NAME ... -->` marker."""
 
