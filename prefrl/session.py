@@ -82,12 +82,12 @@ class Session:
         rng = np.random.default_rng(cfg.seed)
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
-        human = cfg.teacher == "human" and cfg.asks_for_labels  # a run on a model held fixed asks nobody
+        human = cfg.teacher == "human" and cfg.reward_from is None  # a run on a model held fixed asks nobody
 
         probe = make_env(env_id)
         agent_cfg = resolve_agent_config(preset_id(env_id, probe), cfg.agent)
         step_score, episode_score = score_functions(probe, cfg.teacher_score)
-        if cfg.asks_for_labels:
+        if cfg.reward_from is None:
             _check_teacher(cfg, probe.metadata.get("render_modes", []), env_has_true_reward(probe), step_score)
         horizon = episode_limit(probe)
         venv = make_vec_env(env_id, agent_cfg.n_envs or 1, cfg.seed, cfg.fixed_horizon, frames_if_needed=human,
