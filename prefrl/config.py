@@ -286,8 +286,8 @@ class TrainConfig:
     """After the run, train a new agent from scratch for this many env steps on the run's final reward model, held
     fixed, in RUN/retrain (a run of its own, as `--reward-from RUN --out RUN/retrain` makes; the person is asked
     nothing more). The agent that learned while the labels came trained on a reward that moved under it. On
-    HopperBackflip, new agents on ten paced runs' final models (1,000 labels each) kept a flipper in 5 of 10, against
-    3 of 10 for the runs' own agents (docs/benchmarks.md). 0: no second phase."""
+    HopperBackflip, new agents on twelve paced runs' final models (1,000 labels each) kept a flipper in 7 of 12,
+    against 3 of 12 for the runs' own agents (docs/benchmarks.md). 0: no second phase."""
     seed: int = 0
     out: Path = Path("runs/latest")
     """Run directory."""

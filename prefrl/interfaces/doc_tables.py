@@ -328,6 +328,7 @@ DOC_TABLES = {
                               "fixedlearned-refpaced1000-reference50-landed40-cut200-stopped409k")),
     "backflip-s37": DocTable(("docs/benchmark-results-backflip-s37-cpu.jsonl",),
                              ("fixedlearned-refpaced1000-reference50-landed40-cut200",
+                              "fixedlearned-refpaced1000-reference50-landed40-cut200-pposeedplus100",
                               "mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M",
                               "retrain600k-mistake-1000-disagreement-paced3s-reference50-landed40-cut200-1M")),
 }
