@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from prefrl import loop
 from prefrl.checkpoint import load_reward_model
 from prefrl.config import TrainConfig
 from prefrl.gym.environments import make_env
@@ -27,8 +28,17 @@ def _random_policy_return(env_id: str, episodes: int = 20) -> float:
     return float(np.mean(total))
 
 
-def test_preference_trained_ppo_beats_random_on_point_reach_and_a_new_agent_learns_on_its_model_held_fixed(tmp_path):
+def test_preference_trained_ppo_beats_random_on_point_reach_and_a_new_agent_learns_on_its_model_held_fixed(
+        tmp_path, monkeypatch):
     run = tmp_path / "run"
+    before_retrain: list[bytes] = []  # the run's saved model as the second phase starts
+
+    def retrain(*args):
+        before_retrain.append((run / "reward_model" / "model.pt").read_bytes())
+        return real_retrain(*args)
+
+    real_retrain = loop._retrain
+    monkeypatch.setattr(loop, "_retrain", retrain)
     result = train(TrainConfig(env="prefrl/PointReach-v0", steps=24_000, labels=150, seed=1, retrain_steps=24_000,
                                out=run, video_steps=20, eval_episodes=20, progress=False))
     random_return = _random_policy_return("prefrl/PointReach-v0")
@@ -52,9 +62,11 @@ def test_preference_trained_ppo_beats_random_on_point_reach_and_a_new_agent_lear
     assert f"new agent trained {fixed.env_steps} env steps from scratch" in (run / "report.md").read_text()
     paid = [r for r in RunDir(run / "retrain").read_metrics() if not math.isnan(r["predicted_return"])]
     assert paid and all(r["predicted_return"] != r["true_return"] for r in paid)  # the model's reward, not the env's
+    # held fixed: training on it left the run's saved model as it was
+    assert before_retrain == [(run / "reward_model" / "model.pt").read_bytes()]
 
     # Resumed once both phases are done, it trains neither again and leaves the saved model as it was.
-    saved = (run / "reward_model" / "model.pt").read_bytes()
+    saved = before_retrain[0]
     rows = [len(RunDir(path).read_metrics()) for path in (run, run / "retrain")]
     again = train(TrainConfig(out=run, resume=True, progress=False))
     assert again.retrain is not None and again.retrain.env_steps == fixed.env_steps >= 24_000
